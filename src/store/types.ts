@@ -1,0 +1,168 @@
+/**
+ * The reception's store: orders, their tickets (which double as slot reservations), transfer
+ * events already applied, idempotency keys, and the waiting line. One interface, several
+ * backends (`memory:`, `sqlite:`, later `redis://`), one conformance test that every backend
+ * passes (test/store-contract.ts).
+ *
+ * Atomicity is part of the interface, not an accident of one backend: every method is one atomic
+ * step. In particular `reserveTicket` checks the server's outstanding count and inserts the
+ * ticket in one step, so two receptions sharing a store can never both take the last slot. Times
+ * are ms since the epoch and always passed in (no backend reads the clock), so tests are exact.
+ */
+
+export type OrderStatus = 'waiting' | 'ticketed' | 'downloading' | 'fulfilled' | 'lapsed';
+
+/**
+ * `issued` and `downloading` tickets are *outstanding*: each holds one slot on its server.
+ * The other states are final and hold nothing.
+ */
+export type TicketStatus = 'issued' | 'downloading' | 'fulfilled' | 'lapsed' | 'revoked' | 'failed';
+
+export const OUTSTANDING: readonly TicketStatus[] = ['issued', 'downloading'];
+
+export interface TicketRecord {
+  id: string;
+  orderId: string;
+  server: string;
+  url: string;
+  issuedAt: number;
+  notBefore: number;
+  expiresAt: number;
+  /** An `issued` ticket not started by then lapses and frees its slot (`claimSeconds`). */
+  claimBy: number;
+  status: TicketStatus;
+  /** Distinct bytes delivered, as last reported by the content server. */
+  delivered: number;
+  /** When the first transfer under it started (`downloading`), if it did. */
+  startedAt?: number;
+  /** When it reached a final state. */
+  finishedAt?: number;
+}
+
+export interface OrderRecord {
+  id: string;
+  item: string;
+  status: OrderStatus;
+  createdAt: number;
+  clientAddress: string;
+  email?: string;
+  idempotencyKey?: string;
+  /** Oldest first. */
+  tickets: TicketRecord[];
+}
+
+export interface NewOrder {
+  id: string;
+  item: string;
+  clientAddress: string;
+  createdAt: number;
+  email?: string;
+  idempotencyKey?: string;
+}
+
+export type CreateOrderResult =
+  | { kind: 'created'; order: OrderRecord }
+  /** Same Idempotency-Key and same item: the earlier order. */
+  | { kind: 'existing'; order: OrderRecord }
+  /** Same Idempotency-Key, another item (CONTRACT §3: 409). */
+  | { kind: 'conflict'; order: OrderRecord };
+
+export interface ReserveLimits {
+  capacity: number;
+  /**
+   * Load on the server that no ticket in this store covers (transfers the load report shows
+   * whose tickets we do not know, e.g. policy `open`), counted against capacity too.
+   */
+  untracked: number;
+  maxTicketsPerOrder: number;
+}
+
+export type ReserveResult =
+  | { kind: 'reserved'; order: OrderRecord; ticket: TicketRecord }
+  | { kind: 'full' }
+  | { kind: 'ticket_limit' }
+  | { kind: 'order_closed' }
+  | { kind: 'unknown_order' };
+
+export type TransferEventType = 'started' | 'fulfilled' | 'abandoned';
+
+export interface AppliedEvent {
+  /** False when the event id was seen before (a retried batch): nothing changed. */
+  applied: boolean;
+  ticket?: TicketRecord;
+  order?: OrderRecord;
+  /** True when this event moved the ticket from outstanding to final: a slot was freed. */
+  freedSlot: boolean;
+}
+
+/** A place in the waiting line. `seq` orders the line: lower is earlier. */
+export interface LineEntry {
+  token: string;
+  seq: number;
+  joinedAt: number;
+  lastSeenAt: number;
+  /** The first estimated wait given to this client, seconds (for calibration). */
+  firstEstimateSeconds: number;
+  /** When a slot started being held for this entry, if one is. */
+  heldSince?: number;
+}
+
+export interface Store {
+  /** Durable before it resolves (the `201` is sent after). */
+  createOrder(order: NewOrder, idempotencyTtlMs: number): Promise<CreateOrderResult>;
+  getOrder(orderId: string): Promise<OrderRecord | undefined>;
+
+  /**
+   * Atomically: if the order exists, is not fulfilled, has fewer than `maxTicketsPerOrder`
+   * tickets, and the server's outstanding tickets + `untracked` < `capacity`, insert the ticket
+   * (status `issued`) and set the order `ticketed`. Earlier outstanding tickets of the order are
+   * marked `lapsed` (a fresh ticket replaces them).
+   */
+  reserveTicket(
+    ticket: Omit<TicketRecord, 'status' | 'delivered'>,
+    limits: ReserveLimits,
+  ): Promise<ReserveResult>;
+
+  /**
+   * Ends an outstanding ticket without a transfer event: `failed` (its notice was not
+   * acknowledged), `lapsed` (unused past `claimBy`), or `revoked`. Frees its slot. Returns the
+   * ticket when it was outstanding.
+   */
+  endTicket(
+    ticketId: string,
+    status: 'failed' | 'lapsed' | 'revoked',
+    at: number,
+  ): Promise<TicketRecord | undefined>;
+
+  /** Applies one transfer event idempotently (by `eventId`). */
+  applyTransferEvent(event: {
+    eventId: string;
+    ticketId: string;
+    type: TransferEventType;
+    delivered: number;
+    at: number;
+  }): Promise<AppliedEvent>;
+
+  /** Ends every `issued` ticket whose `claimBy` ≤ now as `lapsed`; returns them. */
+  lapseUnclaimed(now: number): Promise<TicketRecord[]>;
+
+  /** Outstanding ticket ids per server id (servers with none may be absent). */
+  outstanding(): Promise<Map<string, Set<string>>>;
+
+  /** Every ticket id of an order (for revocation). */
+  ticketsOfOrder(orderId: string): Promise<TicketRecord[]>;
+
+  // ── Waiting line ──────────────────────────────────────────────────────────────────────────
+
+  /** Adds a new entry at the end; `seq` is assigned by the store (strictly increasing). */
+  joinLine(entry: { token: string; now: number; firstEstimateSeconds: number }): Promise<LineEntry>;
+  /** Updates `lastSeenAt` (and `heldSince` when given); undefined when the token is not in line. */
+  touchLine(token: string, now: number): Promise<LineEntry | undefined>;
+  setHeld(token: string, heldSince: number | undefined): Promise<void>;
+  /** Removes an entry (admitted or abandoned); returns it when it was there. */
+  leaveLine(token: string): Promise<LineEntry | undefined>;
+  /** The whole line, earliest first. Lines are short enough (thousands) to read whole. */
+  line(): Promise<LineEntry[]>;
+
+  close(): Promise<void>;
+}
