@@ -102,7 +102,11 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
     }
     let message = issue.message;
     if (issue.code === 'invalid_type') {
-      message = issue.input === undefined ? `is required (${issue.expected})` : `must be ${issue.expected}`;
+      const received = /received (\w+)/.exec(issue.message)?.[1];
+      message =
+        received === 'undefined'
+          ? `is required (${issue.expected})`
+          : `must be ${issue.expected}${received ? `, got ${received}` : ''}`;
     } else if (issue.code === 'too_small' && issue.origin === 'number') {
       message = `must be ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}`;
     } else if (issue.code === 'too_big' && issue.origin === 'number') {
