@@ -1,0 +1,28 @@
+/**
+ * `npm run bench`: every benchmark of the project, one after the other, each printing its own
+ * figures measured side by side with a reference in the same run (ratios, not absolute numbers,
+ * because this machine is shared and noisy). `npm run bench -- tickets` runs only the named ones.
+ */
+import { runContentBench } from './content.js';
+import { runReceptionBench } from './reception.js';
+import { runTicketBench } from './tickets.js';
+
+const benches: Record<string, () => Promise<unknown>> = {
+  tickets: runTicketBench,
+  content: runContentBench,
+  reception: runReceptionBench,
+};
+
+const wanted = process.argv.slice(2);
+let failed = false;
+for (const [name, run] of Object.entries(benches)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue;
+  console.log(`\n=== ${name} ===`);
+  try {
+    await run();
+  } catch (err) {
+    failed = true;
+    console.error(`${name} bench failed:`, err);
+  }
+}
+process.exitCode = failed ? 1 : 0;
