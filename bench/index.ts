@@ -5,12 +5,14 @@
  */
 import { runContentBench } from './content.js';
 import { runReceptionBench } from './reception.js';
+import { runStoreBench } from './store.js';
 import { runTicketBench } from './tickets.js';
 
 const benches: Record<string, () => Promise<unknown>> = {
   tickets: runTicketBench,
   content: runContentBench,
   reception: runReceptionBench,
+  store: runStoreBench,
 };
 
 const wanted = process.argv.slice(2);

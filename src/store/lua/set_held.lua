@@ -1,0 +1,8 @@
+-- setHeld: ARGV = prefix, token, heldSince or '' (clears it). Nothing when not in line.
+local token = ARGV[2]
+local raw = redis.call('HGET', P .. 'linedata', token)
+if not raw then return 0 end
+local entry = cjson.decode(raw)
+if ARGV[3] == '' then entry.heldSince = nil else entry.heldSince = tonumber(ARGV[3]) end
+redis.call('HSET', P .. 'linedata', token, encode_flat(entry))
+return 1

@@ -1,0 +1,267 @@
+/**
+ * The `memory:` store: everything in plain maps, lost when the process ends. For tests, demos and
+ * a reception that may forget its orders on restart. Each method runs to completion without
+ * awaiting anything, so on Node's single thread every method is one atomic step by construction.
+ * Returned records are copies: callers cannot change the store's state by mutating them.
+ */
+import {
+  applyEvent,
+  copyTicket,
+  EVENT_ID_MAX,
+  EVENT_ID_RETENTION_MS,
+  isOutstanding,
+  orderStatusOf,
+  reserveVerdict,
+} from './rules.js';
+import type {
+  AppliedEvent,
+  CreateOrderResult,
+  LineEntry,
+  NewOrder,
+  OrderRecord,
+  ReserveLimits,
+  ReserveResult,
+  Store,
+  TicketRecord,
+} from './types.js';
+
+interface IdempotencyEntry {
+  orderId: string;
+  expiresAt: number;
+}
+
+function copyOrder(o: OrderRecord): OrderRecord {
+  return { ...o, tickets: o.tickets.map(copyTicket) };
+}
+
+export function createMemoryStore(): Store {
+  const orders = new Map<string, OrderRecord>();
+  const orderOfTicket = new Map<string, string>();
+  const outstandingByServer = new Map<string, Set<string>>();
+  const idempotency = new Map<string, IdempotencyEntry>();
+  /** event id → `at`; insertion order is arrival order, so pruning walks from the front. */
+  const seenEvents = new Map<string, number>();
+  let latestEventAt = Number.NEGATIVE_INFINITY;
+  const waiting = new Map<string, LineEntry>();
+  let lastSeq = 0;
+
+  function hold(t: TicketRecord): void {
+    let set = outstandingByServer.get(t.server);
+    if (!set) {
+      set = new Set();
+      outstandingByServer.set(t.server, set);
+    }
+    set.add(t.id);
+  }
+
+  function release(t: TicketRecord): void {
+    const set = outstandingByServer.get(t.server);
+    if (!set) return;
+    set.delete(t.id);
+    if (set.size === 0) outstandingByServer.delete(t.server);
+  }
+
+  function findTicket(ticketId: string): { order: OrderRecord; index: number } | undefined {
+    const orderId = orderOfTicket.get(ticketId);
+    const order = orderId === undefined ? undefined : orders.get(orderId);
+    if (!order) return undefined;
+    const index = order.tickets.findIndex((t) => t.id === ticketId);
+    return index < 0 ? undefined : { order, index };
+  }
+
+  function pruneIdempotency(now: number): void {
+    // Insertion order roughly follows expiry; stopping at the first live key bounds the work.
+    for (const [key, entry] of idempotency) {
+      if (entry.expiresAt > now) break;
+      idempotency.delete(key);
+    }
+  }
+
+  function rememberEvent(eventId: string, at: number): void {
+    seenEvents.set(eventId, at);
+    if (at > latestEventAt) latestEventAt = at;
+    for (const [id, seenAt] of seenEvents) {
+      if (seenEvents.size <= EVENT_ID_MAX && seenAt > latestEventAt - EVENT_ID_RETENTION_MS) break;
+      seenEvents.delete(id);
+    }
+  }
+
+  function endOutstanding(
+    order: OrderRecord,
+    index: number,
+    status: 'failed' | 'lapsed' | 'revoked',
+    at: number,
+  ): TicketRecord | undefined {
+    const t = order.tickets[index];
+    if (!t || !isOutstanding(t.status)) return undefined;
+    const ended: TicketRecord = { ...t, status, finishedAt: at };
+    order.tickets[index] = ended;
+    release(ended);
+    order.status = orderStatusOf(order.tickets);
+    return ended;
+  }
+
+  return {
+    async createOrder(input: NewOrder, idempotencyTtlMs: number): Promise<CreateOrderResult> {
+      pruneIdempotency(input.createdAt);
+      if (input.idempotencyKey !== undefined) {
+        const known = idempotency.get(input.idempotencyKey);
+        const earlier = known && known.expiresAt > input.createdAt ? orders.get(known.orderId) : undefined;
+        if (earlier) {
+          return { kind: earlier.item === input.item ? 'existing' : 'conflict', order: copyOrder(earlier) };
+        }
+      }
+      if (orders.has(input.id)) throw new Error(`order id ${input.id} already exists`);
+      const order: OrderRecord = {
+        id: input.id,
+        item: input.item,
+        status: 'waiting',
+        createdAt: input.createdAt,
+        clientAddress: input.clientAddress,
+        tickets: [],
+      };
+      if (input.email !== undefined) order.email = input.email;
+      if (input.idempotencyKey !== undefined) {
+        order.idempotencyKey = input.idempotencyKey;
+        idempotency.delete(input.idempotencyKey);
+        idempotency.set(input.idempotencyKey, {
+          orderId: input.id,
+          expiresAt: input.createdAt + idempotencyTtlMs,
+        });
+      }
+      orders.set(order.id, order);
+      return { kind: 'created', order: copyOrder(order) };
+    },
+
+    async getOrder(orderId) {
+      const order = orders.get(orderId);
+      return order ? copyOrder(order) : undefined;
+    },
+
+    async reserveTicket(input, limits: ReserveLimits): Promise<ReserveResult> {
+      const order = orders.get(input.orderId);
+      if (!order) return { kind: 'unknown_order' };
+      const onServer = outstandingByServer.get(input.server);
+      let own = 0;
+      for (const t of order.tickets) if (t.server === input.server && isOutstanding(t.status)) own++;
+      const verdict = reserveVerdict(
+        { status: order.status, ticketCount: order.tickets.length },
+        (onServer?.size ?? 0) - own,
+        limits,
+      );
+      if (verdict !== 'ok') return { kind: verdict };
+      if (orderOfTicket.has(input.id)) throw new Error(`ticket id ${input.id} already exists`);
+      for (let i = 0; i < order.tickets.length; i++) endOutstanding(order, i, 'lapsed', input.issuedAt);
+      const ticket: TicketRecord = {
+        id: input.id,
+        orderId: input.orderId,
+        server: input.server,
+        url: input.url,
+        issuedAt: input.issuedAt,
+        notBefore: input.notBefore,
+        expiresAt: input.expiresAt,
+        claimBy: input.claimBy,
+        status: 'issued',
+        delivered: 0,
+      };
+      order.tickets.push(ticket);
+      order.status = orderStatusOf(order.tickets);
+      orderOfTicket.set(ticket.id, order.id);
+      hold(ticket);
+      return { kind: 'reserved', order: copyOrder(order), ticket: copyTicket(ticket) };
+    },
+
+    async endTicket(ticketId, status, at) {
+      const found = findTicket(ticketId);
+      if (!found) return undefined;
+      const ended = endOutstanding(found.order, found.index, status, at);
+      return ended ? copyTicket(ended) : undefined;
+    },
+
+    async applyTransferEvent(event): Promise<AppliedEvent> {
+      if (seenEvents.has(event.eventId)) return { applied: false, freedSlot: false };
+      const found = findTicket(event.ticketId);
+      if (!found) return { applied: false, freedSlot: false };
+      rememberEvent(event.eventId, event.at);
+      const { order, index } = found;
+      const step = applyEvent(order.tickets[index]!, event);
+      order.tickets[index] = step.ticket;
+      if (step.freedSlot) release(step.ticket);
+      if (step.retook) hold(step.ticket);
+      order.status = orderStatusOf(order.tickets);
+      return {
+        applied: true,
+        ticket: copyTicket(step.ticket),
+        order: copyOrder(order),
+        freedSlot: step.freedSlot,
+      };
+    },
+
+    async lapseUnclaimed(now) {
+      const lapsed: TicketRecord[] = [];
+      for (const ids of [...outstandingByServer.values()]) {
+        for (const id of [...ids]) {
+          const found = findTicket(id);
+          const t = found?.order.tickets[found.index];
+          if (!found || !t || t.status !== 'issued' || t.claimBy > now) continue;
+          const ended = endOutstanding(found.order, found.index, 'lapsed', now);
+          if (ended) lapsed.push(copyTicket(ended));
+        }
+      }
+      return lapsed;
+    },
+
+    async outstanding() {
+      const out = new Map<string, Set<string>>();
+      for (const [server, ids] of outstandingByServer) out.set(server, new Set(ids));
+      return out;
+    },
+
+    async ticketsOfOrder(orderId) {
+      return orders.get(orderId)?.tickets.map(copyTicket) ?? [];
+    },
+
+    async joinLine({ token, now, firstEstimateSeconds }) {
+      // A token already in line keeps its place: joining twice must not push it back or duplicate it.
+      const present = waiting.get(token);
+      if (present) return { ...present };
+      const entry: LineEntry = {
+        token,
+        seq: ++lastSeq,
+        joinedAt: now,
+        lastSeenAt: now,
+        firstEstimateSeconds,
+      };
+      waiting.set(token, entry);
+      return { ...entry };
+    },
+
+    async touchLine(token, now) {
+      const entry = waiting.get(token);
+      if (!entry) return undefined;
+      entry.lastSeenAt = now;
+      return { ...entry };
+    },
+
+    async setHeld(token, heldSince) {
+      const entry = waiting.get(token);
+      if (!entry) return;
+      if (heldSince === undefined) delete entry.heldSince;
+      else entry.heldSince = heldSince;
+    },
+
+    async leaveLine(token) {
+      const entry = waiting.get(token);
+      if (!entry) return undefined;
+      waiting.delete(token);
+      return { ...entry };
+    },
+
+    async line() {
+      // Entries are only ever appended with a growing seq, so insertion order is line order.
+      return [...waiting.values()].map((e) => ({ ...e }));
+    },
+
+    async close() {},
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * The `redis://host:port/db` store (ioredis), for several receptions sharing one Redis: capacity,
+ * orders, the waiting line and applied transfer events are then global (CONTRACT §2). Every
+ * method that changes state is one Lua script from `lua/` (named after the operation, loaded at
+ * open, run with EVALSHA through ioredis `defineCommand`), so it is one atomic step across all
+ * receptions: a slot checked free and then taken cannot be taken by another reception between
+ * the two. The scripts mirror src/store/rules.ts; `lua/_shared.lua` describes the key layout.
+ *
+ * Hot reads are cheap: `outstanding()` reads one set per server, `line()` one hash (HVALS). Durability is Redis's own (configure AOF with `appendfsync everysec` or stricter for a
+ * store that outlives a Redis restart). Applied event ids are kept one hour (Redis TTL);
+ * idempotency keys for their TTL. Orders are kept until deleted by the operator.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import type { Logger } from '../util/log.js';
+import { EVENT_ID_RETENTION_MS } from './rules.js';
+import type {
+  AppliedEvent,
+  CreateOrderResult,
+  LineEntry,
+  OrderRecord,
+  ReserveResult,
+  Store,
+  TicketRecord,
+} from './types.js';
+
+export const DEFAULT_KEY_PREFIX = 'rushgate:';
+
+/** One file per operation in `lua/`; each gets `_shared.lua` prepended. */
+const SCRIPTS = [
+  'create_order',
+  'reserve_ticket',
+  'end_ticket',
+  'apply_transfer_event',
+  'lapse_unclaimed',
+  'outstanding',
+  'join_line',
+  'touch_line',
+  'set_held',
+  'leave_line',
+] as const;
+type ScriptName = (typeof SCRIPTS)[number];
+
+/** Tickets lapsed per script run: bounds how long one run blocks Redis. */
+const LAPSE_BATCH = 500;
+
+/**
+ * `tsc` does not copy `.lua` files, so the built `dist/store/redis.js` reads them from the
+ * source tree that ships beside it.
+ */
+function luaDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, 'lua'), path.join(here, '..', '..', 'src', 'store', 'lua')];
+  const found = candidates.find((dir) => existsSync(path.join(dir, '_shared.lua')));
+  if (!found) throw new Error(`store Lua scripts not found in ${candidates.join(' or ')}`);
+  return found;
+}
+
+function loadScripts(): Record<ScriptName, string> {
+  const dir = luaDir();
+  const shared = readFileSync(path.join(dir, '_shared.lua'), 'utf8');
+  return Object.fromEntries(
+    SCRIPTS.map((name) => [name, `${shared}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`]),
+  ) as Record<ScriptName, string>;
+}
+
+function parseOrder(raw: string): OrderRecord {
+  const o = JSON.parse(raw) as OrderRecord;
+  if (!Array.isArray(o.tickets)) o.tickets = [];
+  return o;
+}
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Every key starts with it (default `rushgate:`); tests use a random one. */
+  keyPrefix?: string;
+  logger: Logger;
+}
+
+export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
+  const prefix = opts.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  const scripts = loadScripts();
+  const redis = new Redis(opts.url, {
+    lazyConnect: true,
+    connectTimeout: 5000,
+    // A request fails after a few reconnect attempts instead of hanging the HTTP answer.
+    maxRetriesPerRequest: 3,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+  let opened = false;
+  /** ioredis rejects `connect()` with a bare "Connection is closed"; the cause came as an event. */
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => {
+    if (opened) opts.logger.warn({ err: err.message }, 'redis store connection error');
+    else cause = err;
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`Redis unreachable at ${opts.url}: ${(cause ?? (err as Error)).message}`);
+  }
+  opened = true;
+  for (const name of SCRIPTS) redis.defineCommand(`rg_${name}`, { numberOfKeys: 0, lua: scripts[name] });
+
+  type Arg = string | number;
+  const run = (name: ScriptName, ...args: Arg[]): Promise<unknown> =>
+    (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(prefix, ...args);
+
+  opts.logger.info({ url: opts.url.replace(/\/\/[^@/]*@/, '//***@'), prefix }, 'store: redis');
+
+  return {
+    async createOrder(input, idempotencyTtlMs): Promise<CreateOrderResult> {
+      const order: OrderRecord = {
+        id: input.id,
+        item: input.item,
+        status: 'waiting',
+        createdAt: input.createdAt,
+        clientAddress: input.clientAddress,
+        ...(input.email === undefined ? {} : { email: input.email }),
+        ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
+        tickets: [],
+      };
+      const [kind, raw] = (await run(
+        'create_order',
+        JSON.stringify(order),
+        input.idempotencyKey ?? '',
+        input.createdAt,
+        idempotencyTtlMs,
+      )) as [CreateOrderResult['kind'], string];
+      return { kind, order: parseOrder(raw) };
+    },
+
+    async getOrder(orderId) {
+      const raw = await redis.get(`${prefix}order:${orderId}`);
+      return raw === null ? undefined : parseOrder(raw);
+    },
+
+    async reserveTicket(input, limits): Promise<ReserveResult> {
+      const ticket = {
+        id: input.id,
+        orderId: input.orderId,
+        server: input.server,
+        url: input.url,
+        issuedAt: input.issuedAt,
+        notBefore: input.notBefore,
+        expiresAt: input.expiresAt,
+        claimBy: input.claimBy,
+      };
+      const [kind, raw] = (await run(
+        'reserve_ticket',
+        JSON.stringify(ticket),
+        limits.capacity,
+        limits.untracked,
+        limits.maxTicketsPerOrder,
+      )) as [ReserveResult['kind'], string?];
+      if (kind !== 'reserved') return { kind };
+      const order = parseOrder(raw!);
+      return { kind, order, ticket: { ...order.tickets[order.tickets.length - 1]! } };
+    },
+
+    async endTicket(ticketId, status, at) {
+      const raw = (await run('end_ticket', ticketId, status, at)) as string | null;
+      return raw === null ? undefined : (JSON.parse(raw) as TicketRecord);
+    },
+
+    async applyTransferEvent(event): Promise<AppliedEvent> {
+      const reply = (await run(
+        'apply_transfer_event',
+        event.eventId,
+        event.ticketId,
+        event.type,
+        event.delivered,
+        event.at,
+        EVENT_ID_RETENTION_MS,
+      )) as [0] | [1, 0 | 1, string, number];
+      if (reply[0] === 0) return { applied: false, freedSlot: false };
+      const order = parseOrder(reply[2]);
+      return { applied: true, freedSlot: reply[1] === 1, order, ticket: { ...order.tickets[reply[3] - 1]! } };
+    },
+
+    async lapseUnclaimed(now) {
+      const lapsed: TicketRecord[] = [];
+      for (;;) {
+        const batch = (await run('lapse_unclaimed', now, LAPSE_BATCH)) as string[];
+        for (const raw of batch) lapsed.push(JSON.parse(raw) as TicketRecord);
+        if (batch.length < LAPSE_BATCH) return lapsed;
+      }
+    },
+
+    async outstanding() {
+      const flat = (await run('outstanding')) as (string | string[])[];
+      const out = new Map<string, Set<string>>();
+      for (let i = 0; i + 1 < flat.length; i += 2)
+        out.set(flat[i] as string, new Set(flat[i + 1] as string[]));
+      return out;
+    },
+
+    async ticketsOfOrder(orderId) {
+      const raw = await redis.get(`${prefix}order:${orderId}`);
+      return raw === null ? [] : parseOrder(raw).tickets;
+    },
+
+    async joinLine({ token, now, firstEstimateSeconds }) {
+      return JSON.parse((await run('join_line', token, now, firstEstimateSeconds)) as string) as LineEntry;
+    },
+
+    async touchLine(token, now) {
+      const raw = (await run('touch_line', token, now)) as string | null;
+      return raw === null ? undefined : (JSON.parse(raw) as LineEntry);
+    },
+
+    async setHeld(token, heldSince) {
+      await run('set_held', token, heldSince ?? '');
+    },
+
+    async leaveLine(token) {
+      const raw = (await run('leave_line', token)) as string | null;
+      return raw === null ? undefined : (JSON.parse(raw) as LineEntry);
+    },
+
+    async line() {
+      // One HVALS, no script: a single command is atomic already, and Lua would spend ~10× the
+      // Redis CPU turning a thousand replies into Lua strings (measured: ~700 µs vs ~65 µs).
+      const raw = await redis.hvals(`${prefix}linedata`);
+      return raw.map((r) => JSON.parse(r) as LineEntry).sort((a, b) => a.seq - b.seq);
+    },
+
+    async close() {
+      if (redis.status === 'end') return;
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * The store's rules as pure functions: how an order's status follows from its tickets, whether a
+ * reservation may go ahead, and how one transfer event moves one ticket (the seed's "completion
+ * report" step that frees a content server's slot). No I/O and no clock: the `memory:` and
+ * `sqlite:` backends call these inside their atomic step, and the Redis Lua scripts (`lua/`)
+ * implement the same rules line for line, so every backend behaves alike: change both together.
+ */
+import type { OrderStatus, ReserveLimits, TicketRecord, TicketStatus, TransferEventType } from './types.js';
+
+/** How long (and how many) transfer-event ids are remembered for idempotency. */
+export const EVENT_ID_RETENTION_MS = 60 * 60 * 1000;
+export const EVENT_ID_MAX = 200_000;
+
+export function isOutstanding(status: TicketStatus): boolean {
+  return status === 'issued' || status === 'downloading';
+}
+
+/**
+ * `fulfilled` is final and wins; otherwise a running transfer (`downloading`) is what the client
+ * experiences even when a later ticket exists (a client may come back with an older, still-valid
+ * ticket); then `ticketed` while a ticket waits to be used; `lapsed` once every ticket ended.
+ */
+export function orderStatusOf(tickets: readonly { status: TicketStatus }[]): OrderStatus {
+  if (tickets.length === 0) return 'waiting';
+  let downloading = false;
+  let issued = false;
+  for (const t of tickets) {
+    if (t.status === 'fulfilled') return 'fulfilled';
+    if (t.status === 'downloading') downloading = true;
+    else if (t.status === 'issued') issued = true;
+  }
+  if (downloading) return 'downloading';
+  if (issued) return 'ticketed';
+  return 'lapsed';
+}
+
+export type ReserveVerdict = 'ok' | 'full' | 'ticket_limit' | 'order_closed';
+
+/**
+ * `outstandingElsewhere` counts the server's outstanding tickets that do NOT belong to this order:
+ * the order's own outstanding tickets lapse in the same step, so they must not keep it out of a
+ * server they are about to leave (capacity still holds after the step).
+ */
+export function reserveVerdict(
+  order: { status: OrderStatus; ticketCount: number },
+  outstandingElsewhere: number,
+  limits: ReserveLimits,
+): ReserveVerdict {
+  if (order.status === 'fulfilled') return 'order_closed';
+  if (order.ticketCount >= limits.maxTicketsPerOrder) return 'ticket_limit';
+  if (outstandingElsewhere + limits.untracked >= limits.capacity) return 'full';
+  return 'ok';
+}
+
+export interface EventStep {
+  ticket: TicketRecord;
+  /** Went from outstanding to final. */
+  freedSlot: boolean;
+  /** Went from final (lapsed/failed) back to outstanding: it holds a slot again. */
+  retook: boolean;
+}
+
+/**
+ * One transfer event applied to one ticket. `fulfilled` is final: nothing moves it again. A
+ * `started` event revives a `lapsed` or `failed` ticket (the transfer IS happening, so it counts
+ * against capacity again) but not a `revoked` one: revocation is an operator's decision, and the
+ * content server refuses revoked tickets anyway. `delivered` only grows (reports may reorder).
+ */
+export function applyEvent(
+  current: TicketRecord,
+  event: { type: TransferEventType; delivered: number; at: number },
+): EventStep {
+  const t: TicketRecord = { ...current };
+  if (t.status === 'fulfilled') return { ticket: t, freedSlot: false, retook: false };
+  if (event.delivered > t.delivered) t.delivered = event.delivered;
+  const wasOutstanding = isOutstanding(t.status);
+  switch (event.type) {
+    case 'started': {
+      if (t.startedAt === undefined) t.startedAt = event.at;
+      if (t.status === 'issued') {
+        t.status = 'downloading';
+        return { ticket: t, freedSlot: false, retook: false };
+      }
+      if (t.status === 'lapsed' || t.status === 'failed') {
+        t.status = 'downloading';
+        delete t.finishedAt;
+        return { ticket: t, freedSlot: false, retook: true };
+      }
+      return { ticket: t, freedSlot: false, retook: false };
+    }
+    case 'fulfilled': {
+      t.status = 'fulfilled';
+      t.finishedAt = event.at;
+      return { ticket: t, freedSlot: wasOutstanding, retook: false };
+    }
+    case 'abandoned': {
+      if (!wasOutstanding) return { ticket: t, freedSlot: false, retook: false };
+      t.status = 'lapsed';
+      t.finishedAt = event.at;
+      return { ticket: t, freedSlot: true, retook: false };
+    }
+  }
+}
+
+/** Copies, so that no caller can change a backend's state through a returned record. */
+export function copyTicket(t: TicketRecord): TicketRecord {
+  return { ...t };
+}

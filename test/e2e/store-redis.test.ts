@@ -1,0 +1,104 @@
+/**
+ * The `redis://` store against the shared store contract (test/store-contract.ts), on the Redis
+ * at REDIS_URL (default redis://127.0.0.1:6379). Every store gets its own random key prefix and
+ * its keys are deleted afterwards. The concurrency case races two connections, as two
+ * receptions would. When Redis is unreachable the tests FAIL with "Redis unreachable at <url>"
+ * (CONTRACT §1): a store we cannot test is not a store we can call working.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import { Redis } from 'ioredis';
+import { openStore } from '../../src/store/index.js';
+import { silentLogger } from '../../src/util/log.js';
+import { storeContract } from '../store-contract.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+async function deleteKeys(prefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+function open(keyPrefix: string) {
+  return openStore(REDIS_URL, { logger: silentLogger, keyPrefix });
+}
+
+storeContract('redis://', async () => {
+  const keyPrefix = `rushgate-test-${randomUUID()}:`;
+  const s = {
+    store: await open(keyPrefix),
+    reopen: () => open(keyPrefix),
+    peer: () => open(keyPrefix),
+    async cleanup() {
+      await s.store.close();
+      await deleteKeys(keyPrefix);
+    },
+  };
+  return s;
+});
+
+test('redis: keys live under the prefix and are all removed by cleanup', async () => {
+  const keyPrefix = `rushgate-test-${randomUUID()}:`;
+  const store = await open(keyPrefix);
+  try {
+    await store.createOrder(
+      { id: 'o1', item: '/x', clientAddress: '127.0.0.1', createdAt: 1, idempotencyKey: 'k' },
+      60_000,
+    );
+    await store.joinLine({ token: 'q', now: 1, firstEstimateSeconds: 1 });
+  } finally {
+    await store.close();
+  }
+  assert.ok((await deleteKeys(keyPrefix)) >= 4);
+  assert.equal(await deleteKeys(keyPrefix), 0);
+});
+
+test('redis: byte counts beyond 14 digits survive the Lua round trip exactly', async () => {
+  const keyPrefix = `rushgate-test-${randomUUID()}:`;
+  const store = await open(keyPrefix);
+  try {
+    await store.createOrder({ id: 'o', item: '/big', clientAddress: '127.0.0.1', createdAt: 1 }, 60_000);
+    const r = await store.reserveTicket(
+      { id: 't', orderId: 'o', server: 'a', url: 'u', issuedAt: 1, notBefore: 1, expiresAt: 2, claimBy: 3 },
+      { capacity: 1, untracked: 0, maxTicketsPerOrder: 1 },
+    );
+    assert.equal(r.kind, 'reserved');
+    const big = 2 ** 53 - 1;
+    const e = await store.applyTransferEvent({
+      eventId: 'e',
+      ticketId: 't',
+      type: 'started',
+      delivered: big,
+      at: 4,
+    });
+    assert.equal(e.ticket?.delivered, big);
+    assert.equal((await store.getOrder('o'))?.tickets[0]?.delivered, big);
+  } finally {
+    await store.close();
+    await deleteKeys(keyPrefix);
+  }
+});
+
+test('redis: an unreachable Redis is reported as such', async () => {
+  await assert.rejects(
+    openStore('redis://127.0.0.1:1/0', { logger: silentLogger }),
+    /Redis unreachable at redis:\/\/127\.0\.0\.1:1\/0/,
+  );
+});
