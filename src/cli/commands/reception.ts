@@ -1,11 +1,55 @@
-/** `rushgate reception` — placeholder until its issue lands; the owner replaces this file. */
+/**
+ * `rushgate reception --config FILE` (CONTRACT §1): runs the deployment's reception alone — the
+ * public listener (CONTRACT §3) and the internal one (§6) — until SIGTERM or SIGINT, then shuts
+ * down gracefully: no new orders, the ones in progress are answered, notices flushed, the store
+ * closed. A taken port exits 2 with a message naming it; a second signal exits at once.
+ */
 import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import { UsageError } from '../../errors.js';
+import { buildReception, ListenError } from '../../reception/app.js';
+import { createMailer } from '../../reception/mailer.js';
+import { openStore } from '../../store/index.js';
+import { createLogger } from '../../util/log.js';
+
+/** A shutdown taking longer than this (a stuck client) is cut short. */
+const STOP_GRACE_MS = 10_000;
 
 export function registerReceptionCommand(program: Command): void {
   program
     .command('reception')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('rushgate reception is not available yet');
+    .description('run the reception (public and internal listeners) of a deployment file')
+    .requiredOption('--config <file>', 'the deployment file (YAML or JSON)')
+    .action(async (opts: { config: string }) => {
+      const config = loadConfigFile(opts.config, { checkRoots: 'none' });
+      const logger = createLogger('reception');
+      const store = await openStore(config.reception.store, { logger });
+      const mailer = createMailer(config.reception.mail, logger);
+      const reception = buildReception({ config, store, logger, mailer });
+      try {
+        await reception.start();
+      } catch (err) {
+        await reception.stop().catch(() => {});
+        await store.close().catch(() => {});
+        if (err instanceof ListenError) throw new UsageError(err.message);
+        throw err;
+      }
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      logger.info({ signal }, 'reception shutting down');
+      const force = () => {
+        logger.warn('shutdown cut short');
+        process.exit(1);
+      };
+      process.once('SIGTERM', force);
+      process.once('SIGINT', force);
+      const timer = setTimeout(force, STOP_GRACE_MS);
+      timer.unref();
+      await reception.stop();
+      await store.close();
+      clearTimeout(timer);
+      logger.info('reception stopped');
     });
 }

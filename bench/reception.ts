@@ -1,0 +1,237 @@
+/**
+ * Reception throughput and tail latency, side by side in one run with the same load generator
+ * (wrk, POST with a Lua script): orders → tickets per second under policy `strict` — each order
+ * durable in SQLite, its notice acknowledged by a real content server — against a raw `node:http`
+ * server that answers every POST with a bare 303. Then p99 latency at 2,000 connections for both.
+ * Capacities are huge so nothing is ever busy: this measures the ticketing path. Goals: throughput
+ * ≥ 0.5 × raw, p99 ≤ 3 × raw. A second reception on the same content servers with the `memory:`
+ * store is measured too, to tell the store's share of the cost from the rest of the path. Every
+ * process (receptions, three content servers, the raw server, wrk) shares this machine, so
+ * ratios, not absolute numbers, are the result. At 2,000 connections wrk opens them all at once,
+ * and the first request on each includes the connect: on a loaded machine a few SYNs are
+ * retransmitted (1 s, 3 s), which can set p99 for both servers alike; p90 is printed beside it.
+ * About 70 s.
+ * Run with `npm run bench -- reception` (builds first) or `node --import tsx bench/reception.ts`
+ * after `npm run build`.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse, stringify } from 'yaml';
+import { makeDeployment } from '../test/helpers/deployment.js';
+import { freePort } from '../test/helpers/ports.js';
+import { type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
+
+const THROUGHPUT_CONNECTIONS = 64;
+const TAIL_CONNECTIONS = 2000;
+const WARMUP_S = 2;
+const RUN_S = 6;
+
+interface WrkResult {
+  requestsPerSecond: number;
+  p99Ms: number;
+  p90Ms: number;
+  p50Ms: number;
+  errors: number;
+  requests: number;
+}
+
+/** wrk's latency lines look like "99%   12.34ms" (or us / s). */
+function toMs(value: string, unit: string): number {
+  const n = Number(value);
+  if (unit === 'us') return n / 1000;
+  if (unit === 's') return n * 1000;
+  if (unit === 'm') return n * 60_000;
+  return n;
+}
+
+function runWrk(url: string, script: string, connections: number, seconds: number): Promise<WrkResult> {
+  const threads = 2;
+  const args = [
+    `-t${threads}`,
+    `-c${Math.max(connections, threads)}`,
+    `-d${seconds}s`,
+    '--timeout',
+    '10s',
+    '--latency',
+    '-s',
+    script,
+    url,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out}`));
+      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+      const p99 = /\s99%\s+([\d.]+)(us|ms|s|m)\b/.exec(out);
+      const p50 = /\s50%\s+([\d.]+)(us|ms|s|m)\b/.exec(out);
+      const p90 = /\s90%\s+([\d.]+)(us|ms|s|m)\b/.exec(out);
+      const total = /(\d+) requests in/.exec(out);
+      const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+      const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+      if (!rps || !p99 || !p50) return reject(new Error(`cannot read wrk output:\n${out}`));
+      const errors =
+        Number(non2xx?.[1] ?? 0) +
+        (sockErr ? Number(sockErr[1]) + Number(sockErr[2]) + Number(sockErr[3]) + Number(sockErr[4]) : 0);
+      resolve({
+        requestsPerSecond: Number(rps[1]),
+        p99Ms: toMs(p99[1] ?? '0', p99[2] ?? 'ms'),
+        p50Ms: toMs(p50[1] ?? '0', p50[2] ?? 'ms'),
+        p90Ms: toMs(p90?.[1] ?? '0', p90?.[2] ?? 'ms'),
+        errors,
+        requests: Number(total?.[1] ?? 0),
+      });
+    });
+  });
+}
+
+/**
+ * The reference: a bare node:http server answering every request with a 303, in its own process,
+ * with the reception's listen backlog (4096), so that 2,000 connections opening at once measure
+ * the servers and not the kernel dropping SYNs at Node's default backlog of 511.
+ */
+function startRawServer(port: number): Promise<ReturnType<typeof spawn>> {
+  const code = `
+    const http = require('node:http');
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(303, { location: 'http://127.0.0.1:1/t/ticket/bench.bin', 'content-length': '0' });
+        res.end();
+      });
+    });
+    server.keepAliveTimeout = 60000;
+    server.listen({ port: ${port}, host: '127.0.0.1', backlog: 4096 }, () => process.send && process.send('ready'));
+  `;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('message', () => resolve(child));
+    child.once('error', reject);
+    child.once('exit', (c) => reject(new Error(`raw server exited ${c}`)));
+  });
+}
+
+const fmt = (n: number, digits = 0) => n.toFixed(digits);
+
+export async function runReceptionBench(): Promise<void> {
+  const d = await makeDeployment({
+    servers: 3,
+    server: () => ({ capacity: 1_000_000 }),
+    reception: {
+      rateLimit: null,
+      tickets: { policy: 'strict', claimSeconds: 3600 },
+      monitor: { intervalMs: 500, timeoutMs: 2000, failuresBeforeDown: 3 },
+    },
+  });
+  d.writeItem('/bench.bin', 'x'.repeat(1024));
+  const script = path.join(d.dir, 'post.lua');
+  writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      'wrk.body = \'{"item":"/bench.bin"}\'',
+      'wrk.headers["Content-Type"] = "application/json"',
+      '',
+    ].join('\n'),
+  );
+  // The same deployment with the reception on other ports and the memory: store.
+  const memPorts = [await freePort(), await freePort()];
+  const memFile = path.join(d.dir, 'memory.yaml');
+  const doc = parse(readFileSync(d.configPath, 'utf8')) as { reception: Record<string, unknown> };
+  doc.reception.listen = `127.0.0.1:${memPorts[0]}`;
+  doc.reception.internalListen = `127.0.0.1:${memPorts[1]}`;
+  doc.reception.publicUrl = `http://127.0.0.1:${memPorts[0]}`;
+  doc.reception.store = 'memory:';
+  writeFileSync(memFile, stringify(doc));
+  const memUrl = `http://127.0.0.1:${memPorts[0]}`;
+
+  const procs: Proc[] = [];
+  let raw: ReturnType<typeof spawn> | undefined;
+  try {
+    for (const s of d.config.contentServers) {
+      procs.push(
+        startRushgate(['content', '--config', d.configPath, '--id', s.id], { env: { LOG_LEVEL: 'error' } }),
+      );
+    }
+    const reception = startRushgate(['reception', '--config', d.configPath], { env: { LOG_LEVEL: 'error' } });
+    const memReception = startRushgate(['reception', '--config', memFile], { env: { LOG_LEVEL: 'error' } });
+    procs.push(reception, memReception);
+    await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: reception, timeoutMs: 20_000 });
+    await waitForHttp(`${memUrl}/healthz`, { proc: memReception, timeoutMs: 20_000 });
+    // Every content server up before measuring, so tickets spread as they would in a rush.
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const s = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
+        servers: { health: string }[];
+      };
+      if (s.servers.every((x) => x.health === 'up')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const rawPort = await freePort();
+    raw = await startRawServer(rawPort);
+    const rawUrl = `http://127.0.0.1:${rawPort}/bench.bin`;
+    const recUrl = `${d.config.reception.publicUrl}/api/orders`;
+    const memOrders = `${memUrl}/api/orders`;
+    for (const url of [recUrl, memOrders]) {
+      const check = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"item":"/bench.bin"}',
+      });
+      if (check.status !== 201) throw new Error(`${url} answered ${check.status}: ${await check.text()}`);
+    }
+
+    console.log(
+      `reception (strict, SQLite, notices acknowledged by 3 content servers) vs raw node:http 303; wrk -t2, ${RUN_S} s runs`,
+    );
+    await runWrk(rawUrl, script, THROUGHPUT_CONNECTIONS, WARMUP_S);
+    const rawTput = await runWrk(rawUrl, script, THROUGHPUT_CONNECTIONS, RUN_S);
+    await runWrk(recUrl, script, THROUGHPUT_CONNECTIONS, WARMUP_S);
+    const recTput = await runWrk(recUrl, script, THROUGHPUT_CONNECTIONS, RUN_S);
+    await runWrk(memOrders, script, THROUGHPUT_CONNECTIONS, WARMUP_S);
+    const memTput = await runWrk(memOrders, script, THROUGHPUT_CONNECTIONS, RUN_S);
+    const rawTail = await runWrk(rawUrl, script, TAIL_CONNECTIONS, RUN_S);
+    const recTail = await runWrk(recUrl, script, TAIL_CONNECTIONS, RUN_S);
+    const memTail = await runWrk(memOrders, script, TAIL_CONNECTIONS, RUN_S);
+
+    const row = (name: string, t: WrkResult, l: WrkResult) =>
+      `  ${name.padEnd(10)} ${fmt(t.requestsPerSecond).padStart(8)} req/s (p50 ${fmt(t.p50Ms, 2)} ms, errors ${t.errors})` +
+      `   @${TAIL_CONNECTIONS}: p99 ${fmt(l.p99Ms, 1).padStart(7)} ms (p90 ${fmt(l.p90Ms, 1)} ms), ${fmt(l.requestsPerSecond)} req/s, errors ${l.errors}`;
+    console.log(`  ${''.padEnd(10)} @${THROUGHPUT_CONNECTIONS} connections`);
+    console.log(row('raw 303', rawTput, rawTail));
+    console.log(row('reception', recTput, recTail));
+    console.log(row('  memory:', memTput, memTail));
+    const tputRatio = recTput.requestsPerSecond / rawTput.requestsPerSecond;
+    const p99Ratio = recTail.p99Ms / rawTail.p99Ms;
+    console.log(
+      `  throughput ratio ${fmt(tputRatio, 2)} × raw (goal ≥ 0.5)   p99 ratio at ${TAIL_CONNECTIONS} connections ${fmt(p99Ratio, 2)} × raw (goal ≤ 3)`,
+    );
+    console.log(
+      `  with the memory: store: throughput ${fmt(memTput.requestsPerSecond / rawTput.requestsPerSecond, 2)} × raw, p99 ${fmt(memTail.p99Ms / rawTail.p99Ms, 2)} × raw`,
+    );
+    const status = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
+      servers: { id: string; outstanding: number }[];
+    };
+    console.log(
+      `  tickets outstanding per server afterwards: ${status.servers.map((s) => `${s.id} ${s.outstanding}`).join(', ')}`,
+    );
+  } finally {
+    raw?.removeAllListeners('exit');
+    raw?.kill('SIGKILL');
+    await Promise.all(procs.map((p) => p.kill()));
+    d.cleanup();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await runReceptionBench();
+}

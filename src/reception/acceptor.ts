@@ -1,0 +1,362 @@
+/**
+ * The request acceptor (the seed's module 131, steps Sc31/Sa32): the reception's public HTTP
+ * side, CONTRACT §3. It turns requests into validated calls on the order desk and the desk's
+ * outcomes into answers — `201`/`303` with a ticket, `503` busy with `Retry-After`, a queue token
+ * and (for browsers) the waiting page — and owns everything about the wire: the 16 KiB body
+ * limit, JSON only (`415`), the error shape, `Cache-Control: no-store` on anything carrying a
+ * ticket or token, the per-client rate limit (`429`), and the client address `trustProxy` allows.
+ */
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import type { ErrorCode } from '../errors.js';
+import { encodeItemPath, itemPathFromUrlPath } from '../items/item-path.js';
+import type { OrderRecord, TicketRecord } from '../store/index.js';
+import type { Logger } from '../util/log.js';
+import { clientAddressOf, type TrustedProxies } from './client-address.js';
+import type { Clock } from './clock.js';
+import type { ReceptionMetrics } from './metrics.js';
+import type { OrderDesk, OrderOutcome } from './order-desk.js';
+import { MAX_QUEUE_TOKEN_LENGTH, type QueueTokens } from './queue-token.js';
+import { RateLimiter } from './rate-limiter.js';
+import { errorHandler, sendError } from './replies.js';
+import { renderWaitingPage, WAITING_PAGE_ASSETS } from './waiting-page.js';
+
+export const BODY_LIMIT = 16 * 1024;
+export const QUEUE_COOKIE = 'rushgate_queue';
+export const QUEUE_HEADER = 'rushgate-queue-token';
+/** A waiter is limited per token, generously: it polls at Retry-After (≥ 1 s) plus page updates. */
+const WAITER_RULE = { perSecond: 2, burst: 10 };
+const RESERVED = ['/api/', '/_rushgate/', '/healthz/'];
+
+const orderBody = z.object({
+  item: z.string().min(1).max(4096),
+  email: z.email().max(254).optional(),
+  queueToken: z.string().min(1).max(MAX_QUEUE_TOKEN_LENGTH).optional(),
+});
+const emptyBody = z.union([z.undefined(), z.null(), z.object({})]);
+const orderIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
+const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,255}$/);
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    clientAddress: string;
+  }
+}
+
+export interface AcceptorDeps {
+  config: Config;
+  desk: OrderDesk;
+  tokens: QueueTokens;
+  trusted: TrustedProxies;
+  metrics: ReceptionMetrics;
+  clock: Clock;
+  logger: Logger;
+  /** `GET /healthz`: a load report arrived and orders can be taken. */
+  ready(): boolean;
+}
+
+export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
+  const { config, desk, tokens, trusted, metrics, clock, logger } = deps;
+  const rc = config.reception;
+  const app = Fastify({
+    loggerInstance: logger as unknown as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_QUEUE_TOKEN_LENGTH + 16 },
+    // Malformed URLs (bad percent-encoding) are refused before routing; same shape as any error.
+    frameworkErrors: (_err, _req, reply) => sendError(reply, 'bad_request'),
+  });
+  const limiter = rc.rateLimit ? new RateLimiter(rc.rateLimit) : undefined;
+  const waiterLimiter = new RateLimiter(WAITER_RULE);
+
+  app.decorateRequest('clientAddress', '');
+  app.setErrorHandler(errorHandler(logger));
+  app.setNotFoundHandler((_req, reply) => sendError(reply, 'not_found'));
+
+  // JSON only; an empty body is "no body" (POST …/tickets takes none).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(
+        Object.assign(new Error('bad JSON'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' }),
+        undefined,
+      );
+    }
+  });
+
+  app.addHook('onRequest', async (req) => {
+    req.clientAddress = clientAddressOf(
+      req.socket.remoteAddress ?? '',
+      req.headers['x-forwarded-for'],
+      trusted,
+    );
+  });
+
+  /** Counts the request against its bucket: the waiter's token, else the client address. */
+  const limited = (req: FastifyRequest, reply: FastifyReply, token: string | undefined): boolean => {
+    const now = clock.now();
+    let result: ReturnType<RateLimiter['take']> | undefined;
+    if (token !== undefined && tokens.read(token)) result = waiterLimiter.take(token, now);
+    else if (limiter) result = limiter.take(req.clientAddress, now);
+    if (!result || result.allowed) return false;
+    countResult('rate_limited');
+    reply.header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
+    sendError(reply, 'rate_limited');
+    return true;
+  };
+
+  const queueTokenOf = (req: FastifyRequest, fromBody?: string): string | undefined => {
+    if (fromBody !== undefined) return fromBody;
+    const header = req.headers[QUEUE_HEADER];
+    if (typeof header === 'string' && header.length > 0 && header.length <= MAX_QUEUE_TOKEN_LENGTH)
+      return header;
+    return cookieValue(req.headers.cookie, QUEUE_COOKIE);
+  };
+
+  const wantsHtml = (req: FastifyRequest) => acceptsHtml(req.headers.accept);
+
+  function sendBusy(
+    reply: FastifyReply,
+    outcome: Extract<OrderOutcome, { kind: 'busy' }>,
+    item: string,
+    html: boolean,
+  ): FastifyReply {
+    reply
+      .code(503)
+      .header('retry-after', String(outcome.retryAfterSeconds))
+      .header('cache-control', 'no-store');
+    if (outcome.queueToken !== null) {
+      reply.header(
+        'set-cookie',
+        `${QUEUE_COOKIE}=${outcome.queueToken}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds}`,
+      );
+    }
+    if (html) {
+      return reply.type('text/html; charset=utf-8').send(
+        renderWaitingPage({
+          item,
+          position: outcome.position,
+          estimatedWaitSeconds: outcome.estimatedWaitSeconds,
+          retryAfterSeconds: outcome.retryAfterSeconds,
+          queueToken: outcome.queueToken ?? '',
+          retryUrl: encodeItemPath(item),
+        }),
+      );
+    }
+    return reply.type('application/json; charset=utf-8').send({
+      status: 'busy',
+      position: outcome.position,
+      estimatedWaitSeconds: outcome.estimatedWaitSeconds,
+      retryAfterSeconds: outcome.retryAfterSeconds,
+      queueToken: outcome.queueToken,
+    });
+  }
+
+  /** Every order and ticket request is counted once, by how it ended (metrics). */
+  function countResult(result: string): void {
+    metrics.orders.inc({ result });
+  }
+  function record(outcome: OrderOutcome, started: number): void {
+    const result = outcome.kind === 'error' ? outcome.code : outcome.kind;
+    countResult(result);
+    metrics.orderSeconds.observe({ result }, (performance.now() - started) / 1000);
+  }
+  /** A request the acceptor refuses before it reaches the desk. */
+  function refuse(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
+    countResult(code);
+    return sendError(reply, code, message);
+  }
+
+  function sendOutcome(
+    reply: FastifyReply,
+    outcome: OrderOutcome,
+    item: string,
+    started: number,
+  ): FastifyReply {
+    record(outcome, started);
+    switch (outcome.kind) {
+      case 'error':
+        return sendError(reply, outcome.code, outcome.message);
+      case 'busy':
+        return sendBusy(reply, outcome, item, false);
+      case 'ticketed':
+      case 'existing':
+        return reply
+          .code(outcome.kind === 'ticketed' ? 201 : 200)
+          .header('cache-control', 'no-store')
+          .send({
+            orderId: outcome.order.id,
+            status: outcome.order.status,
+            ...(outcome.ticket ? { ticket: ticketView(outcome.ticket) } : {}),
+          });
+    }
+  }
+
+  app.get('/healthz', { exposeHeadRoute: true }, async (_req, reply) => {
+    if (!deps.ready()) return sendError(reply, 'unavailable');
+    return reply.header('cache-control', 'no-store').send({ status: 'ok' });
+  });
+
+  app.get<{ Params: { name: string } }>('/_rushgate/:name', { exposeHeadRoute: true }, async (req, reply) => {
+    const asset = WAITING_PAGE_ASSETS.get(req.params.name);
+    if (!asset) return sendError(reply, 'not_found');
+    return reply.type(asset.contentType).header('cache-control', 'public, max-age=300').send(asset.body);
+  });
+
+  app.post('/api/orders', async (req, reply) => {
+    const started = performance.now();
+    const parsed = orderBody.safeParse(req.body);
+    // Counted before validation: malformed requests cost the client as much as good ones.
+    const token = queueTokenOf(req, parsed.success ? parsed.data.queueToken : undefined);
+    if (limited(req, reply, token)) return reply;
+    if (req.body === undefined && req.headers['content-type'] === undefined) {
+      return refuse(reply, 'unsupported_media_type');
+    }
+    if (!parsed.success) return refuse(reply, 'bad_request', describeIssue(parsed.error));
+    const keyHeader = req.headers['idempotency-key'];
+    let key: string | undefined;
+    if (keyHeader !== undefined) {
+      const k = idempotencyKey.safeParse(keyHeader);
+      if (!k.success)
+        return sendError(reply, 'bad_request', 'Idempotency-Key must be 1–255 visible ASCII characters.');
+      key = k.data;
+    }
+    const outcome = await desk.placeOrder({
+      item: parsed.data.item,
+      clientAddress: req.clientAddress,
+      email: parsed.data.email,
+      queueToken: token,
+      idempotencyKey: key,
+    });
+    return sendOutcome(reply, outcome, parsed.data.item, started);
+  });
+
+  app.get<{ Params: { orderId: string } }>('/api/orders/:orderId', async (req, reply) => {
+    if (limited(req, reply, undefined)) return reply;
+    const id = orderIdParam.safeParse(req.params.orderId);
+    const order = id.success ? await desk.getOrder(id.data) : undefined;
+    if (!order) return sendError(reply, 'unknown_order');
+    return reply.header('cache-control', 'no-store').send(orderView(order));
+  });
+
+  app.post<{ Params: { orderId: string } }>('/api/orders/:orderId/tickets', async (req, reply) => {
+    const started = performance.now();
+    if (limited(req, reply, undefined)) return reply;
+    if (!emptyBody.safeParse(req.body).success)
+      return sendError(reply, 'bad_request', 'The body must be empty or {}.');
+    const id = orderIdParam.safeParse(req.params.orderId);
+    if (!id.success) return sendError(reply, 'unknown_order');
+    const outcome = await desk.freshTicket(id.data, req.clientAddress);
+    return sendOutcome(reply, outcome, '', started);
+  });
+
+  app.get<{ Params: { token: string } }>('/api/queue/:token', async (req, reply) => {
+    const token = req.params.token;
+    if (limited(req, reply, token)) return reply;
+    const status = await desk.queueStatus(token);
+    if (!status) return sendError(reply, 'unknown_queue_token');
+    return reply.header('cache-control', 'no-store').send(status);
+  });
+
+  const itemRoute = async (req: FastifyRequest, reply: FastifyReply, head: boolean) => {
+    const started = performance.now();
+    const rawPath = (req.raw.url ?? '/').split('?')[0] ?? '/';
+    if (rawPath === '/healthz' || RESERVED.some((p) => rawPath.startsWith(p)))
+      return sendError(reply, 'not_found');
+    const token = head ? undefined : queueTokenOf(req);
+    if (limited(req, reply, token)) return reply;
+    const parsed = itemPathFromUrlPath(rawPath);
+    if (!parsed.ok) return refuse(reply, 'invalid_item_path', `item path: ${parsed.reason}`);
+    if (head) {
+      // A HEAD (link previews, crawlers) must not take a slot: it only says whether the item exists.
+      const refused = desk.checkItem(parsed.path);
+      if (refused) return sendError(reply, refused);
+      return reply.code(200).header('cache-control', 'no-store').send();
+    }
+    const outcome = await desk.placeOrder({
+      item: parsed.path,
+      clientAddress: req.clientAddress,
+      queueToken: token,
+    });
+    record(outcome, started);
+    if (outcome.kind === 'busy') return sendBusy(reply, outcome, parsed.path, wantsHtml(req));
+    if (outcome.kind === 'error') return sendError(reply, outcome.code, outcome.message);
+    if (!outcome.ticket) return sendError(reply, 'internal_error');
+    if (token !== undefined)
+      reply.header('set-cookie', `${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+    return reply.code(303).header('location', outcome.ticket.url).header('cache-control', 'no-store').send();
+  };
+  app.get('/*', (req, reply) => itemRoute(req, reply, false));
+  app.head('/*', (req, reply) => itemRoute(req, reply, true));
+
+  return app;
+}
+
+export function ticketView(t: TicketRecord) {
+  return {
+    id: t.id,
+    url: t.url,
+    server: t.server,
+    notBefore: new Date(t.notBefore).toISOString(),
+    expiresAt: new Date(t.expiresAt).toISOString(),
+  };
+}
+
+export function orderView(o: OrderRecord) {
+  return {
+    orderId: o.id,
+    item: o.item,
+    status: o.status,
+    createdAt: new Date(o.createdAt).toISOString(),
+    tickets: o.tickets.map((t) => ({
+      ...ticketView(t),
+      status: t.status,
+      issuedAt: new Date(t.issuedAt).toISOString(),
+      delivered: t.delivered,
+    })),
+  };
+}
+
+/** `Accept` asks for HTML when it names text/html (or application/xhtml+xml) with a q above 0. */
+export function acceptsHtml(accept: string | undefined): boolean {
+  if (!accept) return false;
+  return accept.split(',').some((part) => {
+    const [type, ...params] = part.trim().toLowerCase().split(';');
+    if (type?.trim() !== 'text/html' && type?.trim() !== 'application/xhtml+xml') return false;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
+}
+
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() !== name) continue;
+    const value = part.slice(eq + 1).trim();
+    return value.length > 0 && value.length <= MAX_QUEUE_TOKEN_LENGTH ? value : undefined;
+  }
+  return undefined;
+}
+
+function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'The request body is not valid.';
+  const at = issue.path.length > 0 ? issue.path.join('.') : 'body';
+  if (issue.code === 'invalid_type' && issue.path.length === 0) return 'The body must be a JSON object.';
+  return `${at}: ${issue.message}`;
+}

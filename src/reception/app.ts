@@ -1,0 +1,293 @@
+/**
+ * The reception, assembled (the seed's FIG. 3 and FIG. 11): `buildReception({ config, store,
+ * clock, logger, mailer })` wires the load monitor, slot ledger, allocator, issuer, notice
+ * dispatcher, waiting line and order desk together, and returns the two fastify apps (public and
+ * internal, testable with `inject()`) with `start()` to listen and run the timers and `stop()` to
+ * shut down gracefully: stop taking requests, let the ones in progress finish, flush notices.
+ * Nothing here is a module-level singleton; two receptions can live in one process.
+ */
+import type { FastifyInstance } from 'fastify';
+import { keyRingOf } from '../config/keys.js';
+import type { Config } from '../config/schema.js';
+import type { Store } from '../store/index.js';
+import type { Logger } from '../util/log.js';
+import { buildAcceptor } from './acceptor.js';
+import { loadOf } from './allocator.js';
+import { trustedProxies } from './client-address.js';
+import { type Clock, systemClock } from './clock.js';
+import { buildEventIntake } from './event-intake.js';
+import { buildInternalApi } from './internal-api.js';
+import { createInternalClient, type InternalClient } from './internal-client.js';
+import { buildLoadMonitor, type LoadMonitor } from './load-monitor.js';
+import type { Mailer } from './mailer.js';
+import { createReceptionMetrics, type ReceptionMetrics } from './metrics.js';
+import { buildNoticeDispatcher, type NoticeDispatcher } from './notice-dispatcher.js';
+import { buildOrderDesk, type OrderDesk } from './order-desk.js';
+import { createQueueTokens } from './queue-token.js';
+import { isUsable } from './server-health.js';
+import { SlotLedger } from './slot-ledger.js';
+import { buildTicketIssuer } from './ticket-issuer.js';
+import { buildWaitingLine, type WaitingLine } from './waiting-line.js';
+
+export interface ReceptionDeps {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  mailer: Mailer;
+  clock?: Clock;
+  /** Uniform in [0, 1); the jitter of Retry-After. */
+  random?: () => number;
+  /** The internal-network client; tests may pass a fake. */
+  client?: InternalClient;
+}
+
+export interface Reception {
+  readonly publicApp: FastifyInstance;
+  readonly internalApp: FastifyInstance;
+  readonly monitor: LoadMonitor;
+  readonly desk: OrderDesk;
+  readonly line: WaitingLine;
+  readonly ledger: SlotLedger;
+  readonly dispatcher: NoticeDispatcher;
+  readonly metrics: ReceptionMetrics;
+  /** Listens on `reception.listen` and `reception.internalListen`, and starts the timers. */
+  start(): Promise<{ publicUrl: string; internalUrl: string }>;
+  /** One round of the timers' work, now (tests that do not call `start`). */
+  housekeeping(): Promise<void>;
+  stop(): Promise<void>;
+  ready(): boolean;
+}
+
+const HOUSEKEEPING_MS = 250;
+const LINE_MS = 1000;
+const REVOCATION_RETRY_MS = 5000;
+const LISTEN_BACKLOG = 4096;
+
+export function buildReception(deps: ReceptionDeps): Reception {
+  const { config, store, logger, mailer } = deps;
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? Math.random;
+  const rc = config.reception;
+  const ring = keyRingOf(config);
+  const client =
+    deps.client ??
+    createInternalClient({
+      servers: config.contentServers,
+      token: config.secrets.internalToken,
+      timeoutMs: rc.monitor.timeoutMs,
+    });
+  const ledger = new SlotLedger();
+  const metrics = createReceptionMetrics();
+  const tokens = createQueueTokens(ring);
+  const monitor = buildLoadMonitor({ config, store, ledger, client, clock, logger });
+  const dispatcher = buildNoticeDispatcher({
+    servers: config.contentServers.map((s) => s.id),
+    client,
+    clock,
+    logger,
+  });
+  monitor.onUp((id) => void dispatcher.retryPending(id));
+  const line = buildWaitingLine({ config: rc, store, monitor, ledger, tokens, logger, random });
+  const issuer = buildTicketIssuer({ config, ring, store });
+  const desk = buildOrderDesk({
+    config,
+    store,
+    monitor,
+    ledger,
+    issuer,
+    dispatcher,
+    line,
+    tokens,
+    mailer,
+    metrics,
+    clock,
+    logger,
+  });
+  const intake = buildEventIntake({ store, monitor, ledger, metrics, clock, logger });
+  let stopping = false;
+
+  const ready = () =>
+    !stopping &&
+    monitor.anyReportArrived() &&
+    monitor.servers().some((s) => isUsable(s.health) && !s.report?.draining);
+
+  const serverViews = () =>
+    monitor.snapshots('', new Map()).map((snap) => {
+      const s = monitor.server(snap.id);
+      return {
+        id: snap.id,
+        load: loadOf(snap).load,
+        up: snap.status === 'up',
+        usable: snap.status === 'up' && !snap.suspect && !snap.draining,
+        health: snap.status === 'unknown' ? 0 : snap.status === 'up' ? 1 : 2,
+        failures: s?.health.failures ?? 0,
+        outstanding: snap.outstanding,
+        untracked: snap.untracked,
+        capacity: snap.capacity,
+        distance: snap.distance,
+        draining: snap.draining,
+      };
+    });
+
+  metrics.bind({
+    servers: serverViews,
+    queueLength: () => line.length(),
+    calibration: () => line.calibration(),
+    admissionRate: () => line.admissionRate(),
+    completionRate: () => ledger.completionsPerSecond(),
+    estimatedWaitSeconds: () => line.lastEstimate(),
+    mail: () => mailer.stats,
+    pendingRevocations: () => dispatcher.pendingCount(),
+  });
+
+  /** `GET /status` on the internal port: what the dashboard draws. */
+  const status = () => {
+    const now = clock.now();
+    const snaps = new Map(monitor.snapshots('', new Map()).map((snap) => [snap.id, snap]));
+    return {
+      now: new Date(now).toISOString(),
+      servers: monitor.servers().map((s) => {
+        const snap = snaps.get(s.config.id);
+        const load = snap ? loadOf(snap) : undefined;
+        return {
+          id: s.config.id,
+          health: s.health.status,
+          healthSince: new Date(s.health.since).toISOString(),
+          suspect: s.health.suspect,
+          failures: s.health.failures,
+          lastError: s.health.lastError ?? null,
+          draining: s.report?.draining ?? false,
+          capacity: s.config.capacity,
+          usableCapacity: monitor.capacityOf(s.config.id),
+          outstanding: ledger.outstanding(s.config.id),
+          untracked: s.untracked,
+          active: s.report?.active ?? null,
+          load: load?.load ?? null,
+          slotLoad: load?.slotLoad ?? null,
+          memoryShare: load?.memoryShare ?? null,
+          rssBytes: s.report?.rssBytes ?? null,
+          memoryLimitBytes: snap?.memoryLimitBytes ?? null,
+          bytesPerSecond: s.report?.bytesPerSecond ?? null,
+          distance: monitor.distanceOf(s),
+          rttMs: s.rttMs ?? null,
+          lastReportAgeMs: s.reportAt === undefined ? null : now - s.reportAt,
+          catalogItems: s.catalog?.size ?? 0,
+          polls: s.polls,
+        };
+      }),
+      exclusions: monitor.itemIndex().exclusions,
+      lastAllocation: desk.lastAllocation() ?? null,
+      queue: {
+        length: line.length(),
+        estimatedWaitSeconds: line.lastEstimate(),
+        calibration: line.calibration(),
+        admissionRate: line.admissionRate(),
+      },
+      pendingRevocations: dispatcher.pendingCount(),
+    };
+  };
+
+  const publicApp = buildAcceptor({
+    config,
+    desk,
+    tokens,
+    trusted: trustedProxies(rc.trustProxy),
+    metrics,
+    clock,
+    logger,
+    ready,
+  });
+  const internalApp = buildInternalApi({ config, desk, intake, metrics, logger, ready, status });
+
+  const timers: NodeJS.Timeout[] = [];
+  let lastLine = 0;
+  let lastRetry = 0;
+  let busy = false;
+
+  async function housekeeping(): Promise<void> {
+    const now = clock.now();
+    try {
+      for (const t of await store.lapseUnclaimed(now)) ledger.released(t.id, t.server, now);
+      if (now - lastLine >= LINE_MS) {
+        lastLine = now;
+        ledger.tick(now);
+        if (rc.queue.enabled) await line.maintain(now);
+      }
+      if (now - lastRetry >= REVOCATION_RETRY_MS) {
+        lastRetry = now;
+        await dispatcher.retryPending();
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'housekeeping failed; will retry');
+    }
+  }
+
+  return {
+    publicApp,
+    internalApp,
+    monitor,
+    desk,
+    line,
+    ledger,
+    dispatcher,
+    metrics,
+    ready,
+    housekeeping,
+    async start() {
+      const internal = await listen(internalApp, rc.internalListen, 'reception.internalListen');
+      const pub = await listen(publicApp, rc.listen, 'reception.listen');
+      monitor.start();
+      const t = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        void housekeeping().finally(() => {
+          busy = false;
+        });
+      }, HOUSEKEEPING_MS);
+      t.unref();
+      timers.push(t);
+      logger.info({ public: pub, internal }, 'reception listening');
+      return { publicUrl: pub, internalUrl: internal };
+    },
+    async stop() {
+      stopping = true;
+      for (const t of timers) clearInterval(t);
+      // Public first: no new orders; the ones in progress finish (fastify waits for them).
+      await publicApp.close();
+      await monitor.stop();
+      await dispatcher.close();
+      await internalApp.close();
+      await client.close();
+      mailer.close();
+    },
+  };
+}
+
+/** The error a taken port becomes: the CLI prints it and exits 2. */
+export class ListenError extends Error {
+  constructor(
+    message: string,
+    readonly key: string,
+  ) {
+    super(message);
+    this.name = 'ListenError';
+  }
+}
+
+async function listen(app: FastifyInstance, address: string, key: string): Promise<string> {
+  const m = /^(?:\[(.+)\]|([^:]+)):(\d+)$/.exec(address);
+  const host = m?.[1] ?? m?.[2] ?? '127.0.0.1';
+  const port = Number(m?.[3] ?? 0);
+  try {
+    // A rush opens thousands of connections at once; the default backlog (511) would make the
+    // kernel drop SYNs and clients wait a whole retransmit (1 s, 3 s) before they are even heard.
+    return await app.listen({ host, port, backlog: LISTEN_BACKLOG });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ListenError(`${key}: port ${address} is already in use`, key);
+    if (code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+      throw new ListenError(`${key}: cannot listen on ${address} (${code})`, key);
+    }
+    throw err;
+  }
+}

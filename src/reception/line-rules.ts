@@ -1,0 +1,127 @@
+/**
+ * The waiting line's fairness rules (CONTRACT §3 "Busy", the seed's Sa36/Sa56), as one pure
+ * decision: given the line, the free slots per server, and the client asking now, who is
+ * admitted, whose hold starts or ends, and who has lost their place.
+ *
+ * - While anyone waits, free slots are held for the earliest waiting clients, each on a server
+ *   that holds the item it waits for; a newcomer gets a slot only if one is left over.
+ * - A hold lasts `holdMs`. A waiter whose hold runs out is passed over — the slot goes to the
+ *   next — but keeps its place: when it is seen again it is first in line for the next slot.
+ * - A waiter not seen for `abandonMs` loses its place, so an abandoned place never stalls the line.
+ * `waiting-line.ts` applies the decision to the store.
+ */
+import type { LineEntry } from '../store/types.js';
+
+export interface LineRules {
+  holdMs: number;
+  abandonMs: number;
+}
+
+export interface LineRequest {
+  /** The requester's token when it is in the line. */
+  token?: string | undefined;
+  item: string;
+}
+
+export interface LineInput {
+  /** Earliest first. */
+  line: readonly LineEntry[];
+  now: number;
+  rules: LineRules;
+  request: LineRequest;
+  /** Free slots per usable server, not counting any hold. */
+  freeSlots: ReadonlyMap<string, number>;
+  /** Usable servers holding an item. */
+  holdersOf(item: string): readonly string[];
+  /** The item an entry waits for (read from its token); undefined when unreadable. */
+  itemOf(token: string): string | undefined;
+}
+
+export interface LineDecision {
+  admitted: boolean;
+  /** The requester's token was found in the line (it keeps its place). */
+  requesterInLine: boolean;
+  /** Entries that lost their place (not seen for `abandonMs`). */
+  abandoned: string[];
+  /** Entries whose hold starts now. */
+  holdsToStart: string[];
+  /** Entries whose hold ends (the slot was needed elsewhere, or the requester came back). */
+  holdsToClear: string[];
+  /** Slots held for clients ahead of the requester, per server: not the requester's to take. */
+  heldAhead: Map<string, number>;
+  /** 1-based; where the requester stands (a newcomer: where it would join). */
+  position: number;
+  /** Free slots, held or not, on servers holding the requester's item. */
+  freeForItem: number;
+}
+
+export function isPassedOver(entry: LineEntry, now: number, rules: LineRules): boolean {
+  return entry.heldSince !== undefined && now - entry.heldSince >= rules.holdMs;
+}
+
+export function decideLine(input: LineInput): LineDecision {
+  const { now, rules, request } = input;
+  const abandoned: string[] = [];
+  const kept: LineEntry[] = [];
+  for (const e of input.line) {
+    if (e.token !== request.token && now - e.lastSeenAt > rules.abandonMs) abandoned.push(e.token);
+    else kept.push(e);
+  }
+  const remaining = new Map(input.freeSlots);
+  const take = (item: string | undefined): string | undefined => {
+    if (item === undefined) return undefined;
+    let best: string | undefined;
+    let bestFree = 0;
+    for (const server of input.holdersOf(item)) {
+      const free = remaining.get(server) ?? 0;
+      if (free > bestFree) {
+        best = server;
+        bestFree = free;
+      }
+    }
+    if (best !== undefined) remaining.set(best, bestFree - 1);
+    return best;
+  };
+
+  const holdsToStart: string[] = [];
+  const holdsToClear: string[] = [];
+  const heldAhead = new Map<string, number>();
+  let admitted = false;
+  let position = 0;
+  let requesterSeen = false;
+  for (let i = 0; i < kept.length; i++) {
+    const e = kept[i]!;
+    if (e.token === request.token) {
+      requesterSeen = true;
+      position = i + 1;
+      // Seen now: a passed-over requester is back in its place, and needs no hold to be admitted.
+      if (e.heldSince !== undefined) holdsToClear.push(e.token);
+      admitted = take(request.item) !== undefined;
+      continue;
+    }
+    if (isPassedOver(e, now, rules)) continue;
+    const server = take(input.itemOf(e.token));
+    if (server !== undefined) {
+      if (e.heldSince === undefined) holdsToStart.push(e.token);
+      if (!requesterSeen) heldAhead.set(server, (heldAhead.get(server) ?? 0) + 1);
+    } else if (e.heldSince !== undefined) {
+      holdsToClear.push(e.token);
+    }
+  }
+  if (!requesterSeen) {
+    position = kept.length + 1;
+    admitted = take(request.item) !== undefined;
+  }
+  let freeForItem = 0;
+  for (const server of input.holdersOf(request.item)) freeForItem += input.freeSlots.get(server) ?? 0;
+  return {
+    admitted,
+    requesterInLine: requesterSeen,
+    abandoned,
+    holdsToStart,
+    holdsToClear,
+    heldAhead,
+    position,
+    freeForItem,
+  };
+}

@@ -1,0 +1,360 @@
+/**
+ * The order desk: one order's way through the reception (the seed's FIG. 6A and FIG. 12A,
+ * Sa32–Sa36 and Sa52–Sa56). The acceptor hands it a validated request; it checks the item is
+ * known, consults the waiting line, asks the allocator for a ranking, reserves a slot with the
+ * issuer, has the notice acknowledged by the dispatcher, and either returns the ticket or puts
+ * the client in line with an estimate. It never answers a ticket before the order and the ticket
+ * are in the store, and never before the notice is acknowledged under `strict`.
+ */
+import type { Config } from '../config/schema.js';
+import type { ErrorCode } from '../errors.js';
+import { checkItemPath } from '../items/item-path.js';
+import type { Revocation } from '../protocol/internal.js';
+import type { OrderRecord, Store, TicketRecord } from '../store/index.js';
+import type { Logger } from '../util/log.js';
+import { type Allocation, allocate } from './allocator.js';
+import type { Clock } from './clock.js';
+import type { LineDecision } from './line-rules.js';
+import type { LoadMonitor } from './load-monitor.js';
+import type { Mailer } from './mailer.js';
+import type { ReceptionMetrics } from './metrics.js';
+import type { NoticeDispatcher } from './notice-dispatcher.js';
+import type { QueueTokens } from './queue-token.js';
+import type { SlotLedger } from './slot-ledger.js';
+import type { TicketIssuer } from './ticket-issuer.js';
+import type { WaitingLine, WaitQuote } from './waiting-line.js';
+
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+export interface OrderRequest {
+  item: string;
+  clientAddress: string;
+  email?: string | undefined;
+  queueToken?: string | undefined;
+  idempotencyKey?: string | undefined;
+}
+
+export type OrderOutcome =
+  /** `201`: a new ticket, for a new order or (a fresh ticket) an existing one. */
+  | { kind: 'ticketed'; order: OrderRecord; ticket: TicketRecord }
+  /** `200`: the same Idempotency-Key again; the order as it stands. */
+  | { kind: 'existing'; order: OrderRecord; ticket: TicketRecord | undefined }
+  | ({ kind: 'busy'; queueToken: string | null } & WaitQuote)
+  | { kind: 'error'; code: ErrorCode; message?: string };
+
+export interface RevokeOutcome {
+  orderId: string;
+  revokedTickets: number;
+  notified: string[];
+  pending: string[];
+}
+
+export interface OrderDesk {
+  placeOrder(req: OrderRequest): Promise<OrderOutcome>;
+  /** Why an order for this item would be refused at once (unknown item, not ready), if it would. */
+  checkItem(item: string): ErrorCode | undefined;
+  freshTicket(orderId: string, clientAddress: string): Promise<OrderOutcome>;
+  getOrder(orderId: string): Promise<OrderRecord | undefined>;
+  queueStatus(token: string): Promise<WaitQuote | undefined>;
+  revokeOrder(orderId: string): Promise<RevokeOutcome | undefined>;
+  /** The latest allocation explanation per item (dashboard, debugging). */
+  lastAllocation(): { item: string; at: number; allocation: Allocation } | undefined;
+  /** Orders being worked on now; shutdown waits for them. */
+  inProgress(): number;
+}
+
+/** How many servers one order tries before it is answered busy (each failed try is logged). */
+const MAX_TRIES = 4;
+
+export function buildOrderDesk(deps: {
+  config: Config;
+  store: Store;
+  monitor: LoadMonitor;
+  ledger: SlotLedger;
+  issuer: TicketIssuer;
+  dispatcher: NoticeDispatcher;
+  line: WaitingLine;
+  tokens: QueueTokens;
+  mailer: Mailer;
+  metrics: ReceptionMetrics;
+  clock: Clock;
+  logger: Logger;
+}): OrderDesk {
+  const { config, store, monitor, ledger, issuer, dispatcher, line, tokens, mailer, metrics, clock, logger } =
+    deps;
+  const rc = config.reception;
+  const strict = rc.tickets.policy === 'strict';
+  const servers = new Map(config.contentServers.map((s) => [s.id, s]));
+  let last: { item: string; at: number; allocation: Allocation } | undefined;
+  let active = 0;
+
+  /**
+   * Tries the ranked servers in turn: reserve (the store refuses a server another reception just
+   * filled), then the notice. A failed notice ends the ticket `failed`, which frees its slot, and
+   * counts against that server's health at once.
+   */
+  async function ticketOn(
+    order: OrderRecord,
+    ranked: readonly string[],
+    clientAddress: string,
+  ): Promise<
+    { ticket: TicketRecord; order: OrderRecord } | { code: ErrorCode; message?: string } | undefined
+  > {
+    for (const serverId of ranked.slice(0, MAX_TRIES)) {
+      const server = servers.get(serverId);
+      const state = monitor.server(serverId);
+      if (!server || !state) continue;
+      const now = clock.now();
+      const { result, notice } = await issuer.reserve({
+        orderId: order.id,
+        item: order.item,
+        clientAddress,
+        server,
+        capacity: monitor.capacityOf(serverId),
+        untracked: state.untracked,
+        now,
+      });
+      if (result.kind === 'full') {
+        logger.debug({ server: serverId, order: order.id }, 'store found the server full; trying the next');
+        continue;
+      }
+      if (result.kind === 'ticket_limit') return { code: 'ticket_limit_reached' };
+      if (result.kind === 'order_closed') return { code: 'order_closed' };
+      if (result.kind === 'unknown_order') return { code: 'unknown_order' };
+      ledger.reserved(result.ticket);
+      for (const t of result.order.tickets) {
+        // The store lapsed the order's earlier outstanding tickets in the same step.
+        if (t.id !== result.ticket.id && t.status === 'lapsed' && t.finishedAt === now) {
+          ledger.released(t.id, t.server, now);
+        }
+      }
+      if (strict) {
+        try {
+          await dispatcher.notify(serverId, notice);
+        } catch (err) {
+          const reason = (err as Error).message;
+          metrics.noticeFailures.inc({ server: serverId });
+          logger.warn(
+            { server: serverId, order: order.id, reason },
+            'ticket notice failed; trying the next server',
+          );
+          monitor.noticeFailed(serverId, reason);
+          await store.endTicket(result.ticket.id, 'failed', clock.now());
+          ledger.released(result.ticket.id, serverId, clock.now(), undefined, false);
+          continue;
+        }
+      }
+      metrics.ticketsIssued.inc({ server: serverId });
+      return { ticket: result.ticket, order: result.order };
+    }
+    return undefined;
+  }
+
+  function sendMail(order: OrderRecord, ticket: TicketRecord): void {
+    if (!order.email || !rc.mail) return;
+    void mailer.sendTicketLink({
+      to: order.email,
+      item: order.item,
+      url: ticket.url,
+      orderId: order.id,
+      expiresAt: new Date(ticket.expiresAt),
+    });
+  }
+
+  async function busy(
+    item: string,
+    decision: LineDecision | undefined,
+    inLine: string | undefined,
+    now: number,
+  ): Promise<OrderOutcome> {
+    const d = decision ?? outsideLine(line.length() + 1);
+    if (!rc.queue.enabled) return { kind: 'busy', queueToken: null, ...line.quote(item, d, now) };
+    if (inLine !== undefined) return { kind: 'busy', queueToken: inLine, ...line.quote(item, d, now) };
+    const { token, quote } = await line.join(item, d, now);
+    return { kind: 'busy', queueToken: token, ...quote };
+  }
+
+  const unknownItem = (item: string): OrderOutcome | undefined => {
+    if (!monitor.anyReportArrived()) return { kind: 'error', code: 'unavailable' };
+    if (monitor.upHolders(item).length === 0) {
+      return { kind: 'error', code: 'unknown_item' };
+    }
+    return undefined;
+  };
+
+  async function place(req: OrderRequest): Promise<OrderOutcome> {
+    const checked = checkItemPath(req.item);
+    if (!checked.ok) return { kind: 'error', code: 'invalid_item_path', message: `item: ${checked.reason}` };
+    const item = checked.path;
+    const refused = unknownItem(item);
+    if (refused) return refused;
+    const now = clock.now();
+
+    let order: OrderRecord | undefined;
+    if (req.idempotencyKey !== undefined) {
+      const created = await store.createOrder(
+        newOrder(issuer.newOrderId(), item, req, now),
+        IDEMPOTENCY_TTL_MS,
+      );
+      if (created.kind === 'conflict') {
+        return { kind: 'error', code: 'idempotency_conflict' };
+      }
+      if (created.kind === 'existing' && created.order.tickets.length > 0) {
+        return { kind: 'existing', order: created.order, ticket: created.order.tickets.at(-1) };
+      }
+      order = created.order;
+    }
+
+    // A token counts only for the item it was given for; otherwise the client is a newcomer.
+    const token =
+      req.queueToken !== undefined && tokens.read(req.queueToken)?.item === item ? req.queueToken : undefined;
+    let decision: LineDecision | undefined;
+    let inLine: string | undefined;
+    if (rc.queue.enabled) {
+      decision = await line.decide({ token, item }, now);
+      inLine = decision.requesterInLine ? token : undefined;
+      if (!decision.admitted) return busy(item, decision, inLine, now);
+    }
+
+    const allocation = allocate({
+      servers: monitor.snapshots(item, decision?.heldAhead ?? new Map()),
+      tieTolerance: rc.allocation.tieTolerance,
+    });
+    last = { item, at: now, allocation };
+    if (allocation.ranked.length === 0) return busy(item, decision, inLine, now);
+
+    if (!order) {
+      const created = await store.createOrder(
+        newOrder(issuer.newOrderId(), item, req, now),
+        IDEMPOTENCY_TTL_MS,
+      );
+      order = created.order;
+    }
+    const got = await ticketOn(order, allocation.ranked, req.clientAddress);
+    if (got === undefined) return busy(item, decision, inLine, now);
+    if ('code' in got)
+      return { kind: 'error', code: got.code, ...(got.message ? { message: got.message } : {}) };
+    if (inLine !== undefined) {
+      await line.admitted(inLine, clock.now());
+      metrics.admissions.inc();
+    }
+    sendMail(got.order, got.ticket);
+    return { kind: 'ticketed', order: got.order, ticket: got.ticket };
+  }
+
+  return {
+    async placeOrder(req) {
+      active += 1;
+      try {
+        return await place(req);
+      } finally {
+        active -= 1;
+      }
+    },
+
+    async freshTicket(orderId, clientAddress) {
+      active += 1;
+      try {
+        const order = await store.getOrder(orderId);
+        if (!order) return { kind: 'error', code: 'unknown_order' };
+        if (order.status === 'fulfilled') return { kind: 'error', code: 'order_closed' };
+        if (order.tickets.some((t) => t.status === 'revoked')) {
+          return { kind: 'error', code: 'order_closed', message: 'This order was revoked.' };
+        }
+        if (order.tickets.length >= rc.tickets.maxTicketsPerOrder) {
+          return { kind: 'error', code: 'ticket_limit_reached' };
+        }
+        const refused = unknownItem(order.item);
+        if (refused) return refused;
+        const now = clock.now();
+        const previous = order.tickets.at(-1)?.server;
+        // An admitted order is re-routed, not queued again: it takes a free slot like the front
+        // of the line would (its old ticket's slot is given up in the same step).
+        const allocation = allocate({
+          servers: monitor.snapshots(order.item, new Map()),
+          tieTolerance: rc.allocation.tieTolerance,
+          ...(previous ? { avoid: new Set([previous]) } : {}),
+        });
+        last = { item: order.item, at: now, allocation };
+        const got =
+          allocation.ranked.length > 0 ? await ticketOn(order, allocation.ranked, clientAddress) : undefined;
+        if (got === undefined) {
+          const position = line.length() + 1;
+          return {
+            kind: 'busy',
+            queueToken: null,
+            ...line.quote(order.item, outsideLine(position), now),
+          };
+        }
+        if ('code' in got)
+          return { kind: 'error', code: got.code, ...(got.message ? { message: got.message } : {}) };
+        return { kind: 'ticketed', order: got.order, ticket: got.ticket };
+      } finally {
+        active -= 1;
+      }
+    },
+
+    getOrder: (orderId) => store.getOrder(orderId),
+
+    checkItem(item) {
+      if (!monitor.anyReportArrived()) return 'unavailable';
+      return monitor.upHolders(item).length === 0 ? 'unknown_item' : undefined;
+    },
+
+    async queueStatus(token) {
+      const facts = tokens.read(token);
+      if (!facts) return undefined;
+      return line.status(token, facts.item, clock.now());
+    },
+
+    async revokeOrder(orderId) {
+      const order = await store.getOrder(orderId);
+      if (!order) return undefined;
+      const now = clock.now();
+      let revokedTickets = 0;
+      let until = Math.ceil(now / 1000);
+      for (const t of order.tickets) {
+        until = Math.max(until, Math.ceil(t.expiresAt / 1000));
+        if (t.expiresAt > now && t.status !== 'revoked') revokedTickets += 1;
+        const ended = await store.endTicket(t.id, 'revoked', now);
+        if (ended) ledger.released(ended.id, ended.server, now, undefined, false);
+      }
+      const revocation: Revocation = {
+        kind: 'order',
+        orderId,
+        until: until + rc.tickets.clockSkewSeconds,
+      };
+      const { notified, pending } = await dispatcher.revoke([revocation]);
+      logger.info({ order: orderId, revokedTickets, notified, pending }, 'order revoked');
+      return { orderId, revokedTickets, notified, pending };
+    },
+
+    lastAllocation: () => last,
+    inProgress: () => active,
+  };
+}
+
+/** A decision for a client the line did not decide about (queue off, or a fresh ticket). */
+function outsideLine(position: number): LineDecision {
+  return {
+    admitted: false,
+    requesterInLine: false,
+    abandoned: [],
+    holdsToStart: [],
+    holdsToClear: [],
+    heldAhead: new Map(),
+    position,
+    freeForItem: 0,
+  };
+}
+
+function newOrder(id: string, item: string, req: OrderRequest, now: number) {
+  return {
+    id,
+    item,
+    clientAddress: req.clientAddress,
+    createdAt: now,
+    ...(req.email !== undefined ? { email: req.email } : {}),
+    ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
+  };
+}

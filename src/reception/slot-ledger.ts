@@ -1,0 +1,163 @@
+/**
+ * The reception's local mirror of who holds which slot: the outstanding tickets per content
+ * server (a ticket holds a slot from issue until it is fulfilled, abandoned or lapses), with when
+ * each was issued and started, and the rate at which slots free. The store is the truth — its
+ * `reserveTicket` is the atomic guard against overrunning a server — and this mirror is refreshed
+ * from it every monitor interval; in between it follows this reception's own reservations and
+ * the transfer events it receives, so allocation needs no store round trip to rank servers.
+ */
+import type { InFlight } from './wait-estimator.js';
+import { nextRate } from './wait-estimator.js';
+
+interface Known {
+  server: string;
+  issuedAt: number;
+  startedAt?: number;
+}
+
+/** How long a freed ticket is remembered, to tell a stale load report from a real transfer. */
+const FREED_MEMORY_MS = 60_000;
+const FREED_MAX = 100_000;
+
+export class SlotLedger {
+  private readonly byServer = new Map<string, Set<string>>();
+  private readonly known = new Map<string, Known>();
+  /** ticket id → content-server time its slot was freed. */
+  private readonly freed = new Map<string, { at: number; localAt: number }>();
+  /** Changes made while a store read is in flight, replayed on top of its answer. */
+  private journal: { op: 'add' | 'del'; server: string; id: string }[] | undefined;
+  private freedSinceTick = 0;
+  private rate: number | undefined;
+  private lastTick: number | undefined;
+
+  outstanding(server: string): number {
+    return this.byServer.get(server)?.size ?? 0;
+  }
+
+  outstandingIds(server: string): ReadonlySet<string> {
+    return this.byServer.get(server) ?? new Set();
+  }
+
+  totalOutstanding(): number {
+    let n = 0;
+    for (const s of this.byServer.values()) n += s.size;
+    return n;
+  }
+
+  reserved(ticket: { id: string; server: string; issuedAt: number }): void {
+    this.setOf(ticket.server).add(ticket.id);
+    this.journal?.push({ op: 'add', server: ticket.server, id: ticket.id });
+    this.known.set(ticket.id, { server: ticket.server, issuedAt: ticket.issuedAt });
+  }
+
+  started(ticketId: string, server: string, at: number): void {
+    const k = this.known.get(ticketId);
+    if (k) {
+      if (k.startedAt === undefined) k.startedAt = at;
+    } else {
+      this.known.set(ticketId, { server, issuedAt: at, startedAt: at });
+    }
+    this.setOf(server).add(ticketId);
+    this.journal?.push({ op: 'add', server, id: ticketId });
+  }
+
+  /**
+   * A slot was freed. `serverAt` is the content server's clock when it happened (for transfer
+   * events), so that a load report made before it is not mistaken for a new transfer.
+   * `completion` is false for tickets that never really held a slot (a failed notice).
+   */
+  released(ticketId: string, server: string, now: number, serverAt?: number, completion = true): void {
+    const set = this.byServer.get(server);
+    const had = set?.delete(ticketId) ?? false;
+    this.journal?.push({ op: 'del', server, id: ticketId });
+    this.known.delete(ticketId);
+    if (had && completion) this.freedSinceTick += 1;
+    if (serverAt !== undefined) {
+      this.freed.set(ticketId, { at: serverAt, localAt: now });
+      if (this.freed.size > FREED_MAX) this.pruneFreed(now, true);
+    }
+  }
+
+  /** When this ticket's slot was freed, by the content server's clock, if it was lately. */
+  freedAt(ticketId: string): number | undefined {
+    return this.freed.get(ticketId)?.at;
+  }
+
+  /** Call before reading `store.outstanding()`; changes from now on survive `refresh`. */
+  beginRefresh(): void {
+    this.journal = [];
+  }
+
+  /** The store read failed: stop journaling. */
+  abortRefresh(): void {
+    this.journal = undefined;
+  }
+
+  /** Replaces the mirror with the store's view, then replays what changed during the read. */
+  refresh(outstanding: ReadonlyMap<string, ReadonlySet<string>>, now: number): void {
+    const journal = this.journal ?? [];
+    this.journal = undefined;
+    this.byServer.clear();
+    const keep = new Set<string>();
+    for (const [server, ids] of outstanding) {
+      this.byServer.set(server, new Set(ids));
+      for (const id of ids) {
+        keep.add(id);
+        if (!this.known.has(id)) this.known.set(id, { server, issuedAt: now });
+      }
+    }
+    for (const { op, server, id } of journal) {
+      if (op === 'add') {
+        this.setOf(server).add(id);
+        keep.add(id);
+      } else {
+        this.byServer.get(server)?.delete(id);
+        keep.delete(id);
+      }
+    }
+    for (const id of this.known.keys()) if (!keep.has(id)) this.known.delete(id);
+    this.pruneFreed(now, false);
+  }
+
+  /** Occupied slots of these servers as the estimator wants them. */
+  inFlight(servers: readonly string[], now: number): InFlight[] {
+    const out: InFlight[] = [];
+    for (const server of servers) {
+      for (const id of this.byServer.get(server) ?? []) {
+        const k = this.known.get(id);
+        out.push({ elapsedMs: k?.startedAt === undefined ? undefined : Math.max(0, now - k.startedAt) });
+      }
+    }
+    return out;
+  }
+
+  /** Folds the slots freed since the last tick into the completions-per-second EWMA. */
+  tick(now: number): void {
+    if (this.lastTick !== undefined && now > this.lastTick) {
+      this.rate = nextRate(this.rate, this.freedSinceTick, now - this.lastTick);
+      this.freedSinceTick = 0;
+    }
+    this.lastTick = now;
+  }
+
+  completionsPerSecond(): number {
+    return this.rate ?? 0;
+  }
+
+  private setOf(server: string): Set<string> {
+    let set = this.byServer.get(server);
+    if (!set) {
+      set = new Set();
+      this.byServer.set(server, set);
+    }
+    return set;
+  }
+
+  private pruneFreed(now: number, force: boolean): void {
+    for (const [id, f] of this.freed) {
+      if (!force && now - f.localAt < FREED_MEMORY_MS) break;
+      if (force && this.freed.size <= FREED_MAX * 0.9 && now - f.localAt < FREED_MEMORY_MS) break;
+      this.freed.delete(id);
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decideLine, type LineInput } from '../../src/reception/line-rules.js';
+import type { LineEntry } from '../../src/store/types.js';
+
+const HOLD = 16_000;
+const ABANDON = 120_000;
+
+function entry(token: string, seq: number, over: Partial<LineEntry> = {}): LineEntry {
+  return { token, seq, joinedAt: 0, lastSeenAt: 1000, firstEstimateSeconds: 5, ...over };
+}
+
+/** Tokens are "item:name"; every server holds every item unless `holders` says otherwise. */
+function input(
+  over: Partial<LineInput> & { free?: Record<string, number>; holders?: Record<string, string[]> },
+): LineInput {
+  const free = new Map(Object.entries(over.free ?? { a: 0 }));
+  return {
+    line: [],
+    now: 2000,
+    rules: { holdMs: HOLD, abandonMs: ABANDON },
+    request: { item: '/x' },
+    freeSlots: free,
+    holdersOf: (item) => over.holders?.[item] ?? [...free.keys()],
+    itemOf: (token) => token.split(':')[0],
+    ...over,
+  };
+}
+
+describe('waiting line rules', () => {
+  it('admits a newcomer when nobody waits and a slot is free', () => {
+    const d = decideLine(input({ free: { a: 1 } }));
+    assert.equal(d.admitted, true);
+    assert.equal(d.position, 1);
+    assert.equal(d.requesterInLine, false);
+  });
+
+  it('is busy when no slot is free, and a newcomer joins at the end', () => {
+    const d = decideLine(input({ line: [entry('/x:w1', 1), entry('/x:w2', 2)] }));
+    assert.equal(d.admitted, false);
+    assert.equal(d.position, 3);
+  });
+
+  it('holds a freed slot for the earliest waiter; a newcomer without a token is put behind', () => {
+    const line = [entry('/x:w1', 1), entry('/x:w2', 2)];
+    const d = decideLine(input({ line, free: { a: 1 } }));
+    assert.equal(d.admitted, false);
+    assert.deepEqual(d.holdsToStart, ['/x:w1']);
+    assert.equal(d.position, 3);
+    assert.deepEqual([...d.heldAhead], [['a', 1]]);
+  });
+
+  it('a later waiter is not admitted while the slot is held for an earlier one', () => {
+    const line = [entry('/x:w1', 1, { heldSince: 1500 }), entry('/x:w2', 2)];
+    const d = decideLine(input({ line, free: { a: 1 }, request: { token: '/x:w2', item: '/x' } }));
+    assert.equal(d.admitted, false);
+    assert.equal(d.requesterInLine, true);
+    assert.equal(d.position, 2);
+    assert.deepEqual(d.holdsToStart, []);
+  });
+
+  it('admits the waiter the slot is held for', () => {
+    const line = [entry('/x:w1', 1, { heldSince: 1500 }), entry('/x:w2', 2)];
+    const d = decideLine(input({ line, free: { a: 1 }, request: { token: '/x:w1', item: '/x' } }));
+    assert.equal(d.admitted, true);
+    assert.equal(d.position, 1);
+    assert.deepEqual(d.heldAhead, new Map());
+  });
+
+  it('passes over a waiter whose hold ran out, who keeps its place and is first again when seen', () => {
+    const line = [entry('/x:w1', 1, { heldSince: 0 }), entry('/x:w2', 2)];
+    const now = HOLD + 1;
+    const passed = decideLine(input({ line, now, free: { a: 1 }, request: { token: '/x:w2', item: '/x' } }));
+    assert.equal(passed.admitted, true, 'the next waiter gets the slot');
+    assert.equal(passed.position, 2);
+    // w1 comes back: it is in its place and takes the slot ahead of w2's hold.
+    const back = decideLine(
+      input({
+        line: [entry('/x:w1', 1, { heldSince: 0 }), entry('/x:w2', 2, { heldSince: HOLD })],
+        now,
+        free: { a: 1 },
+        request: { token: '/x:w1', item: '/x' },
+      }),
+    );
+    assert.equal(back.admitted, true);
+    assert.equal(back.position, 1);
+    assert.deepEqual(back.holdsToClear.sort(), ['/x:w1', '/x:w2']);
+  });
+
+  it('drops a waiter not seen for abandonSeconds, so an abandoned place never stalls the line', () => {
+    const line = [entry('/x:gone', 1, { lastSeenAt: 0 }), entry('/x:w2', 2, { lastSeenAt: ABANDON })];
+    const d = decideLine(
+      input({ line, now: ABANDON + 1, free: { a: 1 }, request: { token: '/x:w2', item: '/x' } }),
+    );
+    assert.deepEqual(d.abandoned, ['/x:gone']);
+    assert.equal(d.admitted, true);
+    assert.equal(d.position, 1);
+  });
+
+  it('never drops the requester itself for not being seen (it is seen now)', () => {
+    const line = [entry('/x:w1', 1, { lastSeenAt: 0 })];
+    const d = decideLine(
+      input({ line, now: ABANDON + 5, free: { a: 1 }, request: { token: '/x:w1', item: '/x' } }),
+    );
+    assert.deepEqual(d.abandoned, []);
+    assert.equal(d.admitted, true);
+  });
+
+  it('hands several free slots to as many waiters, and a newcomer gets one only if any is left', () => {
+    const line = [entry('/x:w1', 1), entry('/x:w2', 2)];
+    assert.equal(decideLine(input({ line, free: { a: 2 } })).admitted, false);
+    const d = decideLine(input({ line, free: { a: 1, b: 2 } }));
+    assert.equal(d.admitted, true);
+    assert.deepEqual(d.holdsToStart, ['/x:w1', '/x:w2']);
+    assert.equal(d.freeForItem, 3);
+  });
+
+  it('holds a slot only on a server that holds the waiter’s item', () => {
+    // w1 waits for /y, which only b holds and b is full; the free slot on a is not held for it.
+    const line = [entry('/y:w1', 1)];
+    const d = decideLine(input({ line, free: { a: 1, b: 0 }, holders: { '/y': ['b'], '/x': ['a', 'b'] } }));
+    assert.equal(d.admitted, true);
+    assert.deepEqual(d.holdsToStart, []);
+  });
+
+  it('ends a hold whose slot is gone', () => {
+    const line = [entry('/x:w1', 1, { heldSince: 1900 })];
+    const d = decideLine(input({ line, free: { a: 0 } }));
+    assert.deepEqual(d.holdsToClear, ['/x:w1']);
+    assert.equal(d.admitted, false);
+  });
+});
