@@ -20,7 +20,7 @@ import { encodeItemPath, itemPathFromUrlPath } from '../items/item-path.js';
 import type { OrderRecord, TicketRecord } from '../store/index.js';
 import type { Logger } from '../util/log.js';
 import { clientAddressOf, type TrustedProxies } from './client-address.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { OrderDesk, OrderOutcome } from './order-desk.js';
 import { MAX_QUEUE_TOKEN_LENGTH, type QueueTokens } from './queue-token.js';

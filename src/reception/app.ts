@@ -14,7 +14,7 @@ import type { Logger } from '../util/log.js';
 import { buildAcceptor } from './acceptor.js';
 import { loadOf } from './allocator.js';
 import { trustedProxies } from './client-address.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, systemClock } from '../util/clock.js';
 import { buildEventIntake } from './event-intake.js';
 import { buildInternalApi } from './internal-api.js';
 import { createInternalClient, type InternalClient } from './internal-client.js';

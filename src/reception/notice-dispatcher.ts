@@ -10,7 +10,7 @@
  */
 import type { Notice, Revocation } from '../protocol/internal.js';
 import type { Logger } from '../util/log.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import type { InternalClient } from './internal-client.js';
 
 export interface NoticeDispatcher {

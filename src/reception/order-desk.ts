@@ -13,7 +13,7 @@ import type { Revocation } from '../protocol/internal.js';
 import type { OrderRecord, Store, TicketRecord } from '../store/index.js';
 import type { Logger } from '../util/log.js';
 import { type Allocation, allocate } from './allocator.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import type { LineDecision } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { Mailer } from './mailer.js';
