@@ -7,8 +7,8 @@
  */
 import type { EventBatch } from '../protocol/internal.js';
 import type { Store } from '../store/index.js';
-import type { Logger } from '../util/log.js';
 import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/log.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { SlotLedger } from './slot-ledger.js';

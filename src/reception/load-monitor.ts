@@ -10,9 +10,9 @@
 import type { Config, ContentServerConfig } from '../config/schema.js';
 import type { LoadReport } from '../protocol/internal.js';
 import type { Store } from '../store/index.js';
+import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import type { ServerSnapshot } from './allocator.js';
-import type { Clock } from '../util/clock.js';
 import type { InternalClient } from './internal-client.js';
 import { buildItemIndex, catalogMap, type ItemCopy, type ItemIndex } from './item-index.js';
 import {

@@ -9,8 +9,8 @@
  * the next retry), until they no longer matter (past `until`).
  */
 import type { Notice, Revocation } from '../protocol/internal.js';
-import type { Logger } from '../util/log.js';
 import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/log.js';
 import type { InternalClient } from './internal-client.js';
 
 export interface NoticeDispatcher {

@@ -1,11 +1,63 @@
-/** `rushgate content` — placeholder until its issue lands; the owner replaces this file. */
+/**
+ * `rushgate content --config FILE --id ID` (CONTRACT §1): runs one content server of the
+ * deployment file until SIGTERM or SIGINT, then shuts down gracefully — draining, in-flight
+ * transfers finishing within `--grace-seconds`, transfer events flushed — and exits 0. A second
+ * signal cuts the grace period short. A listen address that is taken exits 2 naming it.
+ */
 import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import { buildContentServer, ListenError, systemClock } from '../../content/index.js';
+import { UsageError } from '../../errors.js';
+import { createLogger } from '../../util/log.js';
+
+interface ContentOptions {
+  config: string;
+  id: string;
+  graceSeconds: string;
+}
 
 export function registerContentCommand(program: Command): void {
   program
     .command('content')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('rushgate content is not available yet');
+    .description('run one content server of the deployment file')
+    .requiredOption('--config <file>', 'deployment file (YAML or JSON)')
+    .requiredOption('--id <id>', 'which content server of the file to run')
+    .option('--grace-seconds <n>', 'on SIGTERM/SIGINT, how long transfers in flight may take to finish', '10')
+    .action(async (opts: ContentOptions) => {
+      const grace = Number(opts.graceSeconds);
+      if (!/^\d+(\.\d+)?$/.test(opts.graceSeconds) || !Number.isFinite(grace)) {
+        throw new UsageError(
+          `--grace-seconds must be a number ≥ 0, got ${JSON.stringify(opts.graceSeconds)}`,
+        );
+      }
+      const config = loadConfigFile(opts.config, { checkRoots: { serverId: opts.id } });
+      const logger = createLogger(`content:${opts.id}`);
+      const server = buildContentServer({ config, serverId: opts.id, clock: systemClock, logger });
+
+      let signalled: NodeJS.Signals | null = null;
+      const stopped = new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (signalled) logger.warn({ signal }, 'second signal: cutting the grace period short');
+          signalled = signal;
+          server.stop(grace * 1000).then(resolve, (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exitCode = 1;
+            resolve();
+          });
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+
+      try {
+        await server.start();
+      } catch (err) {
+        if (err instanceof ListenError)
+          throw new UsageError(`content server ${JSON.stringify(opts.id)}: ${err.message}`);
+        throw err;
+      }
+      await stopped;
+      // Anything still holding the event loop (a stuck socket) must not keep a stopped server alive.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
     });
 }

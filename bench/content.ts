@@ -1,0 +1,339 @@
+/**
+ * The content server against Debian's nginx, side by side in one run, same files, same loopback:
+ * (1) download throughput of a 1 GiB item with a valid ticket (curl, best of three alternating
+ * rounds each — the machine is shared, so the best round is the least disturbed one), and
+ * (2) requests per second for a 16 KiB item under a bounded load (wrk -t1 -c50, a 2 s warm-up
+ * each, then two alternating rounds of 4 s, best kept), with each server's CPU time per request
+ * beside it — a figure a busy machine disturbs far less than requests per second. Policy
+ * `expiring` with one ticket reused by every request, so both servers do the same work per
+ * request apart from our ticket check. Goals: throughput ≥ 0.9 × nginx, requests/s ≥ 0.5 × nginx.
+ * Prints the numbers and the ratios; no pass/fail. Run with `node --import tsx bench/content.ts`,
+ * or import `runContentBench()`. Takes about 45 s; needs nginx, curl and wrk on the PATH (skips,
+ * saying so, when one is missing).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { keyRingOf } from '../src/config/keys.js';
+import { parseConfig } from '../src/config/load.js';
+import { buildContentServer } from '../src/content/index.js';
+import { issueTicket } from '../src/tickets/index.js';
+import { silentLogger } from '../src/util/log.js';
+
+const run = promisify(execFile);
+const NGINX = '/usr/sbin/nginx';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function has(cmd: string): Promise<boolean> {
+  try {
+    await run('sh', ['-c', `command -v ${cmd}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Bytes per second of one curl download to /dev/null. */
+async function curlSpeed(url: string): Promise<number> {
+  const { stdout } = await run('curl', [
+    '-s',
+    '-f',
+    '--max-time',
+    '30',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{speed_download}',
+    url,
+  ]);
+  return Number(stdout);
+}
+
+interface WrkResult {
+  rps: number;
+  requests: number;
+}
+
+/** wrk -t1 -c50 for `seconds`; throws when any answer was not 2xx/3xx. */
+async function wrkRps(url: string, seconds: number): Promise<WrkResult> {
+  const { stdout } = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, url], {
+    timeout: (seconds + 20) * 1000,
+  });
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
+  if (non2xx) throw new Error(`wrk saw ${non2xx[1]} non-2xx answers from ${url}`);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+  const requests = /(\d+) requests in/.exec(stdout);
+  if (!rps || !requests) throw new Error(`cannot read wrk output:\n${stdout}`);
+  return { rps: Number(rps[1]), requests: Number(requests[1]) };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks (100 per second).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Runs a wrk measurement and reports the server's CPU µs per request beside it. */
+async function withCpu(
+  cpu: () => number,
+  measure: () => Promise<WrkResult>,
+): Promise<{ rps: number; cpu: number }> {
+  const before = cpu();
+  const r = await measure();
+  return { rps: r.rps, cpu: ((cpu() - before) * 1e6) / r.requests };
+}
+
+interface NginxHandle {
+  stop(): Promise<void>;
+  workerPid(): number | undefined;
+}
+
+function startNginx(dir: string, root: string, port: number): Promise<NginxHandle> {
+  const conf = path.join(dir, 'nginx.conf');
+  mkdirSync(path.join(dir, 'nginx-tmp'), { recursive: true });
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  default_type application/octet-stream;
+  client_body_temp_path ${dir}/nginx-tmp;
+  proxy_temp_path ${dir}/nginx-tmp;
+  fastcgi_temp_path ${dir}/nginx-tmp;
+  uwsgi_temp_path ${dir}/nginx-tmp;
+  scgi_temp_path ${dir}/nginx-tmp;
+  server { listen 127.0.0.1:${port}; root ${root}; }
+}
+`,
+  );
+  const child = spawn(NGINX, ['-p', dir, '-c', conf, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 10_000;
+    const poll = () => {
+      if (child.exitCode !== null) return reject(new Error(`nginx exited: ${err}`));
+      const req = http.get(`http://127.0.0.1:${port}/small.bin`, (res) => {
+        res.resume();
+        resolve({
+          stop,
+          workerPid() {
+            // With worker_processes 1, the master has exactly one child.
+            try {
+              const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim();
+              return Number(children.split(/\s+/)[0]) || undefined;
+            } catch {
+              return undefined;
+            }
+          },
+        });
+      });
+      req.on('error', () => {
+        if (Date.now() > deadline) {
+          void stop();
+          reject(new Error(`nginx did not start: ${err}`));
+        } else setTimeout(poll, 100);
+      });
+    };
+    poll();
+  });
+}
+
+/** A stand-in for the reception's internal port, so transfer events are accepted, not retried. */
+function eventSink(port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
+
+const fmtRate = (bps: number) => `${(bps / 1024 ** 2).toFixed(0)} MiB/s`;
+
+export async function runContentBench(): Promise<void> {
+  for (const cmd of [NGINX, 'curl', 'wrk']) {
+    if (!(await has(cmd))) {
+      console.log(`content bench skipped: ${cmd} not found`);
+      return;
+    }
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'rushgate-bench-content-'));
+  const root = path.join(dir, 'content');
+  mkdirSync(root);
+  // nginx's worker runs as an unprivileged user: it must be able to read the files.
+  chmodSync(dir, 0o755);
+  chmodSync(root, 0o755);
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  try {
+    // 1 GiB of real (non-sparse) data: a random MiB written 1024 times, so both servers read
+    // populated page-cache pages rather than holes.
+    const block = randomBytes(1024 * 1024);
+    const fd = openSync(path.join(root, 'big.bin'), 'w');
+    for (let i = 0; i < 1024; i++) writeSync(fd, block);
+    closeSync(fd);
+    writeFileSync(path.join(root, 'small.bin'), randomBytes(16 * 1024));
+
+    const [pub, int, recInt, nginxPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const config = parseConfig({
+      secrets: {
+        ticketKeys: [{ id: 'k1', key: randomBytes(32).toString('base64url') }],
+        internalToken: randomBytes(24).toString('base64url'),
+      },
+      reception: { internalListen: `127.0.0.1:${recInt}`, store: 'memory:', tickets: { policy: 'expiring' } },
+      contentServers: [
+        {
+          id: 'a',
+          publicUrl: `http://127.0.0.1:${pub}`,
+          internalUrl: `http://127.0.0.1:${int}`,
+          listen: `127.0.0.1:${pub}`,
+          internalListen: `127.0.0.1:${int}`,
+          root,
+          capacity: 100,
+        },
+      ],
+    });
+    const sink = await eventSink(recInt);
+    cleanups.push(() => new Promise<void>((r) => sink.close(() => r())));
+    const server = buildContentServer({ config, serverId: 'a', logger: silentLogger, rescanIntervalMs: 0 });
+    await server.start();
+    cleanups.push(() => server.stop(0));
+    const nginx = await startNginx(dir, root, nginxPort);
+    cleanups.push(nginx.stop);
+    const nginxCpu = () => cpuSecondsOf(nginx.workerPid());
+    // The server runs in this process, which is otherwise idle while wrk runs.
+    const ownCpu = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    };
+
+    const ticketFor = (itemPath: string) =>
+      issueTicket(
+        {
+          ticketId: `bench-${itemPath}`,
+          orderId: 'bench',
+          serverId: 'a',
+          path: itemPath,
+          clientAddress: '127.0.0.1',
+          nowMs: Date.now(),
+        },
+        {
+          policy: 'expiring',
+          ttlSeconds: 3600,
+          startDelaySeconds: 0,
+          bindClientAddress: false,
+          bindPrefix: { ipv4: 32, ipv6: 64 },
+        },
+        keyRingOf(config),
+      ).token;
+    const ours = (itemPath: string) => `http://127.0.0.1:${pub}/t/${ticketFor(itemPath)}${itemPath}`;
+    const theirs = (itemPath: string) => `http://127.0.0.1:${nginxPort}${itemPath}`;
+
+    // Warm the page cache and both servers once.
+    await curlSpeed(theirs('/big.bin'));
+    await curlSpeed(ours('/big.bin'));
+
+    let oursBest = 0;
+    let nginxBest = 0;
+    for (let round = 0; round < 3; round++) {
+      nginxBest = Math.max(nginxBest, await curlSpeed(theirs('/big.bin')));
+      oursBest = Math.max(oursBest, await curlSpeed(ours('/big.bin')));
+    }
+    const throughputRatio = oursBest / nginxBest;
+    console.log(
+      `1 GiB download (curl, best of 3): rushgate ${fmtRate(oursBest)}, nginx ${fmtRate(nginxBest)}, ` +
+        `ratio ${throughputRatio.toFixed(2)} (goal ≥ 0.9)`,
+    );
+
+    const smallOurs = ours('/small.bin');
+    const smallTheirs = theirs('/small.bin');
+    // Warm-up (JIT, heap sizing), not counted.
+    await wrkRps(smallTheirs, 2);
+    await wrkRps(smallOurs, 2);
+    const best = { ours: { rps: 0, cpu: 0 }, nginx: { rps: 0, cpu: 0 } };
+    for (let round = 0; round < 2; round++) {
+      const n = await withCpu(nginxCpu, () => wrkRps(smallTheirs, 4));
+      if (n.rps > best.nginx.rps) best.nginx = n;
+      const o = await withCpu(ownCpu, () => wrkRps(smallOurs, 4));
+      if (o.rps > best.ours.rps) best.ours = o;
+    }
+    const rpsRatio = best.ours.rps / best.nginx.rps;
+    console.log(
+      `16 KiB item (wrk -t1 -c50, best of 2 × 4 s): rushgate ${best.ours.rps.toFixed(0)} req/s, ` +
+        `nginx ${best.nginx.rps.toFixed(0)} req/s, ratio ${rpsRatio.toFixed(2)} (goal ≥ 0.5)`,
+    );
+    console.log(
+      `  server CPU per request (disturbed far less by a busy machine): rushgate ${best.ours.cpu.toFixed(0)} µs, ` +
+        `nginx ${best.nginx.cpu.toFixed(0)} µs`,
+    );
+  } finally {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // best effort
+      }
+    }
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runContentBench();
+}

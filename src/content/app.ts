@@ -1,0 +1,332 @@
+/**
+ * One content server (CONTRACT §1, §4, §6; the seed's content server 14 of FIG. 4, running the
+ * process of FIG. 6B): builds the catalog, ticket registry, delivery ledger, event reporter and
+ * metrics for one `contentServers[]` entry of the deployment file, and serves them on two
+ * listeners — the public one (items to clients) and the internal one (the reception's private
+ * network). `buildContentServer({ config, serverId, clock, logger })` wires; `start()` listens;
+ * `stop(graceMs)` drains: the load report says `draining: true`, new transfers get 503, transfers
+ * in flight may finish until the grace period ends, then the event outbox is flushed.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { keyRingOf } from '../config/keys.js';
+import { type Config, type ContentServerConfig, parseListen } from '../config/schema.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import type { Logger } from '../util/log.js';
+import { buildCatalog, type Catalog } from './catalog.js';
+import { DeliveryLedger } from './delivery-ledger.js';
+import { buildEventReporter, type EventReporter } from './event-reporter.js';
+import { buildInternalApi } from './internal-api.js';
+import { buildLoadReport, ServiceTimes, ThroughputMeter } from './load-report.js';
+import { buildContentMetrics, type ContentMetrics } from './metrics.js';
+import { buildPublicHandler } from './public-api.js';
+import { retryAfterFrom } from './request-processing.js';
+import { buildTicketReceiver } from './ticket-receiver.js';
+import { TicketRegistry } from './ticket-registry.js';
+
+/** A listen address is taken or not allowed; the CLI turns this into exit code 2. */
+export class ListenError extends Error {
+  readonly key: string;
+  readonly address: string;
+  readonly code: string;
+  constructor(key: string, address: string, code: string) {
+    const why =
+      code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code;
+    super(`cannot listen on ${address} (${key}): ${why}`);
+    this.name = 'ListenError';
+    this.key = key;
+    this.address = address;
+    this.code = code;
+  }
+}
+
+export interface ContentServerOptions {
+  config: Config;
+  serverId: string;
+  clock?: Clock;
+  logger: Logger;
+  /** Catalog rescan period; 0 turns periodic rescans off (watching still works). */
+  rescanIntervalMs?: number;
+  /** How often idle tickets are checked for abandonment and stale state is dropped. */
+  sweepIntervalMs?: number;
+  /** Event batching delay (see event-reporter.ts). */
+  eventFlushDelayMs?: number;
+  /** Most time `stop` spends flushing transfer events after the transfers ended. */
+  eventFlushTimeoutMs?: number;
+  /** Socket inactivity after which a stalled download is cut. */
+  idleTimeoutMs?: number;
+}
+
+export interface ContentServer {
+  readonly serverId: string;
+  readonly server: ContentServerConfig;
+  start(): Promise<void>;
+  /** Drains and stops; resolves when everything is closed. Calling it twice shortens the grace. */
+  stop(graceMs?: number): Promise<void>;
+  /** Bound addresses, after `start` (ports may have been chosen by the OS). */
+  publicAddress(): AddressInfo | null;
+  internalAddress(): AddressInfo | null;
+  readonly draining: boolean;
+  readonly catalog: Catalog;
+  readonly ledger: DeliveryLedger;
+  readonly registry: TicketRegistry;
+  readonly events: EventReporter;
+  readonly metrics: ContentMetrics;
+}
+
+export function buildContentServer(options: ContentServerOptions): ContentServer {
+  const { config, serverId, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const server = config.contentServers.find((s) => s.id === serverId);
+  if (!server) throw new Error(`no content server with id ${JSON.stringify(serverId)} in the deployment`);
+  const index = config.contentServers.indexOf(server);
+  const tickets = config.reception.tickets;
+
+  let draining = false;
+  let stopping: Promise<void> | null = null;
+  let graceCut: (() => void) | null = null;
+  let sweepTimer: NodeJS.Timeout | null = null;
+  const transferWaiters = new Set<() => void>();
+
+  const registry = new TicketRegistry({ clockSkewSeconds: tickets.clockSkewSeconds });
+  const ledger = new DeliveryLedger();
+  const throughput = new ThroughputMeter();
+  const serviceTimes = new ServiceTimes();
+
+  const events = buildEventReporter({
+    serverId,
+    receptionUrl: config.reception.internalUrl,
+    token: config.secrets.internalToken,
+    logger,
+    ...(options.eventFlushDelayMs === undefined ? {} : { flushDelayMs: options.eventFlushDelayMs }),
+    onSent: (n) => metrics.eventsSent.inc(n),
+    onDropped: (n) => metrics.eventsDropped.inc(n),
+    onBatchFailed: () => metrics.eventBatchFailures.inc(),
+  });
+
+  const catalog = buildCatalog({
+    root: server.root,
+    logger,
+    clock,
+    ...(options.rescanIntervalMs === undefined ? {} : { rescanIntervalMs: options.rescanIntervalMs }),
+    onScan: ({ durationMs }) => metrics.catalogScan.observe(durationMs / 1000),
+  });
+
+  const metrics = buildContentMetrics(serverId, {
+    transfers: () => ledger.transfers,
+    serving: () => ledger.serving,
+    capacity: () => server.capacity,
+    draining: () => draining,
+    catalogItems: () => catalog.size(),
+    outbox: () => events.pending(),
+    notices: () => registry.counts().notices,
+    revocations: () => {
+      const c = registry.counts();
+      return c.revokedTickets + c.revokedOrders;
+    },
+  });
+
+  const receiver = buildTicketReceiver({ serverId, tickets, ring: keyRingOf(config), state: registry });
+
+  /** Asked only when a request is refused for load, so the sort in it never runs per request. */
+  const retryAfterSeconds = () =>
+    retryAfterFrom(serviceTimes.values(), config.reception.queue.maxRetryAfterSeconds);
+
+  const handler = buildPublicHandler({
+    serverId,
+    policy: tickets.policy,
+    capacity: server.capacity,
+    receiver,
+    catalog,
+    ledger,
+    registry,
+    events,
+    metrics,
+    throughput,
+    serviceTimes,
+    clock,
+    logger,
+    isDraining: () => draining,
+    retryAfterSeconds,
+    onTransferEnd: () => {
+      if (ledger.transfers > 0) return;
+      for (const w of transferWaiters) w();
+    },
+  });
+
+  const publicServer: Server = createServer({ keepAliveTimeout: 5000, headersTimeout: 20_000 }, handler);
+  // Without a 'timeout' listener Node destroys the socket: a client that stopped reading frees its
+  // slot instead of holding it forever.
+  publicServer.setTimeout(options.idleTimeoutMs ?? 60_000);
+
+  const internal = buildInternalApi({
+    token: config.secrets.internalToken,
+    logger,
+    clock,
+    registry,
+    metrics,
+    loadReport: (catalogSince) =>
+      buildLoadReport(
+        {
+          serverId,
+          nowMs: clock.now(),
+          transfers: ledger.transfers,
+          activeTickets: ledger.activeTickets(),
+          untrackedActive: ledger.untrackedActive,
+          capacity: server.capacity,
+          rssBytes: process.memoryUsage.rss(),
+          memoryLimitMb: server.memoryLimitMb,
+          bytesPerSecond: throughput.perSecond(clock.now()),
+          serviceTimesMs: serviceTimes.values(),
+          draining,
+          catalogVersion: catalog.version(),
+          catalog: () => catalog.entries(),
+        },
+        catalogSince,
+      ),
+    health: () => ({
+      status: draining ? 'draining' : catalog.ready ? 'ok' : 'starting',
+      items: catalog.size(),
+      catalogVersion: catalog.version(),
+    }),
+  });
+
+  function sweep(): void {
+    const now = clock.now();
+    const { abandoned } = ledger.sweep(now, {
+      claimMs: tickets.claimSeconds * 1000,
+      skewMs: tickets.clockSkewSeconds * 1000,
+    });
+    for (const a of abandoned) {
+      events.report({
+        type: 'abandoned',
+        jti: a.jti,
+        oid: a.oid,
+        path: a.path,
+        at: now,
+        delivered: a.delivered,
+        size: a.size,
+      });
+    }
+    registry.sweep(now);
+  }
+
+  async function listenPublic(): Promise<void> {
+    const addr = parseListen(server!.listen)!;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(new ListenError(`contentServers[${index}].listen`, server!.listen, err.code ?? String(err)));
+      };
+      publicServer.once('error', onError);
+      publicServer.listen({ host: addr.host, port: addr.port }, () => {
+        publicServer.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  async function listenInternal(): Promise<void> {
+    const addr = parseListen(server!.internalListen)!;
+    try {
+      await internal.listen({ host: addr.host, port: addr.port });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ListenError(`contentServers[${index}].internalListen`, server!.internalListen, code);
+    }
+  }
+
+  function closePublic(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!publicServer.listening) return resolve();
+      publicServer.close(() => resolve());
+      publicServer.closeIdleConnections();
+    });
+  }
+
+  /** Resolves when no transfer is in progress, or when the grace period ends. */
+  function transfersDone(graceMs: number): Promise<void> {
+    if (ledger.transfers === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        transferWaiters.delete(done);
+        graceCut = null;
+        resolve();
+      };
+      const timer = setTimeout(done, graceMs);
+      transferWaiters.add(done);
+      graceCut = done;
+    });
+  }
+
+  async function shutdown(graceMs: number): Promise<void> {
+    draining = true;
+    logger.info({ graceMs, transfers: ledger.transfers }, 'draining');
+    // Idle keep-alive sockets would otherwise hold the listener open.
+    publicServer.closeIdleConnections();
+    await transfersDone(graceMs);
+    const cut = ledger.transfers;
+    const closed = closePublic();
+    publicServer.closeAllConnections();
+    await closed;
+    if (cut > 0) logger.warn({ cut }, 'grace period over: cut transfers still in progress');
+    if (sweepTimer) clearInterval(sweepTimer);
+    catalog.stop();
+    const flushed = await events.flush(options.eventFlushTimeoutMs ?? 5000);
+    if (!flushed)
+      logger.warn({ lost: events.pending() }, 'could not deliver every transfer event before exit');
+    await events.close();
+    await internal.close();
+    logger.info('stopped');
+  }
+
+  return {
+    serverId,
+    server,
+    async start() {
+      try {
+        await listenPublic();
+        await listenInternal();
+      } catch (err) {
+        await closePublic();
+        await internal.close().catch(() => {});
+        throw err;
+      }
+      sweepTimer = setInterval(sweep, options.sweepIntervalMs ?? 1000);
+      sweepTimer.unref();
+      logger.info(
+        {
+          id: serverId,
+          publicUrl: server.publicUrl,
+          internalUrl: server.internalUrl,
+          policy: tickets.policy,
+        },
+        'content server listening; scanning the catalog',
+      );
+      await catalog.start();
+      logger.info({ items: catalog.size(), version: catalog.version() }, 'catalog ready');
+    },
+    stop(graceMs = 10_000) {
+      if (stopping) {
+        // A second stop (a second Ctrl-C) ends the grace period now.
+        graceCut?.();
+        return stopping;
+      }
+      stopping = shutdown(graceMs);
+      return stopping;
+    },
+    publicAddress: () => (publicServer.address() as AddressInfo | null) ?? null,
+    internalAddress: () => {
+      const a = internal.server.address();
+      return a && typeof a === 'object' ? a : null;
+    },
+    get draining() {
+      return draining;
+    },
+    catalog,
+    ledger,
+    registry,
+    events,
+    metrics,
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The seed's permission ticket receiver 141 (FIG. 4; steps Sb31–Sb32 of FIG. 6B): takes the
+ * ticket part (107) and the item location (108) out of the request URL
+ * (`/t/{ticket}{item path}`, or just `{item path}` under policy `open`), decrypts the ticket and
+ * checks it against what the reception announced in advance — the notices and revocations held
+ * in the `TicketRegistry`. It never calls the reception: everything it needs is in the ticket or
+ * already here. Pure apart from the registry it reads; the clock comes in as `nowMs`.
+ */
+import type { TicketSettings } from '../config/schema.js';
+import { itemPathFromUrlPath } from '../items/item-path.js';
+import {
+  type KeyRing,
+  type RefusalCode,
+  splitTicketPath,
+  type TicketClaims,
+  type TicketState,
+  verifyTicket,
+} from '../tickets/index.js';
+
+export type Reception =
+  /** The URL path is not a valid item path (traversal, NUL, encoded slash, ...). */
+  | { kind: 'bad_path'; reason: string }
+  | { kind: 'refused'; code: RefusalCode; itemPath?: string }
+  /** `claims` is null under policy `open`, where the URL alone is the ticket. */
+  | { kind: 'admitted'; itemPath: string; claims: TicketClaims | null };
+
+export interface TicketReceiver {
+  receive(rawUrl: string, clientAddress: string, nowMs: number): Reception;
+}
+
+export function buildTicketReceiver(options: {
+  serverId: string;
+  tickets: Pick<TicketSettings, 'policy' | 'clockSkewSeconds'>;
+  ring: KeyRing;
+  state: TicketState;
+}): TicketReceiver {
+  const { serverId, state } = options;
+  const settings = {
+    policy: options.tickets.policy,
+    clockSkewSeconds: options.tickets.clockSkewSeconds,
+    ring: options.ring,
+  };
+  const open = settings.policy === 'open';
+
+  return {
+    receive(rawUrl, clientAddress, nowMs) {
+      const q = rawUrl.indexOf('?');
+      const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
+      if (open) {
+        const item = itemPathFromUrlPath(rawPath);
+        if (!item.ok) return { kind: 'bad_path', reason: item.reason };
+        return { kind: 'admitted', itemPath: item.path, claims: null };
+      }
+      const split = splitTicketPath(rawPath);
+      // No ticket at all is the first check failing: there is nothing to decrypt.
+      if (!split) {
+        const item = itemPathFromUrlPath(rawPath);
+        if (!item.ok) return { kind: 'bad_path', reason: item.reason };
+        return { kind: 'refused', code: 'bad_ticket', itemPath: item.path };
+      }
+      // A malformed item path is a malformed request, answered before the ticket is judged: it
+      // can never be the path a ticket names, and it must never reach the file system.
+      const item = itemPathFromUrlPath(split.itemRawPath);
+      if (!item.ok) return { kind: 'bad_path', reason: item.reason };
+      const verdict = verifyTicket(
+        split.token,
+        { serverId, path: item.path, clientAddress, nowMs },
+        settings,
+        state,
+      );
+      if (!verdict.ok) return { kind: 'refused', code: verdict.code, itemPath: item.path };
+      return { kind: 'admitted', itemPath: item.path, claims: verdict.claims };
+    },
+  };
+}
