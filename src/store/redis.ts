@@ -9,6 +9,10 @@
  * Hot reads are cheap: `outstanding()` reads one set per server, `line()` one hash (HVALS). Durability is Redis's own (configure AOF with `appendfsync everysec` or stricter for a
  * store that outlives a Redis restart). Applied event ids are kept one hour (Redis TTL);
  * idempotency keys for their TTL. Orders are kept until deleted by the operator.
+ *
+ * Keys start with `rushgate:` unless the URL says otherwise with `?prefix=NAME:`
+ * (`redis://host:6379/0?prefix=shop:`), so that two deployments (or test runs) can share one
+ * Redis database; every reception of one deployment must use the same prefix.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -74,15 +78,39 @@ function parseOrder(raw: string): OrderRecord {
 
 export interface RedisStoreOptions {
   url: string;
-  /** Every key starts with it (default `rushgate:`); tests use a random one. */
+  /** Every key starts with it (default: the URL's `?prefix=`, else `rushgate:`); tests use a random one. */
   keyPrefix?: string;
   logger: Logger;
 }
 
+const PREFIX_PARAM = 'prefix';
+const PREFIX_SHAPE = /^[\x21-\x7e]{1,200}$/;
+
+/**
+ * Takes `?prefix=` out of the URL: ioredis would otherwise pass unknown query parameters on as
+ * connection options. The rest of the URL goes to ioredis unchanged.
+ */
+export function splitPrefix(url: string): { url: string; prefix: string | undefined } {
+  const q = url.indexOf('?');
+  if (q < 0) return { url, prefix: undefined };
+  const params = new URLSearchParams(url.slice(q + 1));
+  const prefix = params.get(PREFIX_PARAM) ?? undefined;
+  if (prefix === undefined) return { url, prefix };
+  if (!PREFIX_SHAPE.test(prefix)) {
+    throw new Error(`store URL: ${PREFIX_PARAM} must be 1–200 visible ASCII characters`);
+  }
+  params.delete(PREFIX_PARAM);
+  const rest = params.toString();
+  return { url: url.slice(0, q) + (rest === '' ? '' : `?${rest}`), prefix };
+}
+
 export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
-  const prefix = opts.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  const split = splitPrefix(opts.url);
+  const prefix = opts.keyPrefix ?? split.prefix ?? DEFAULT_KEY_PREFIX;
+  // A password in the URL must not reach a log or a terminal.
+  const shownUrl = opts.url.replace(/\/\/[^@/]*@/, '//***@');
   const scripts = loadScripts();
-  const redis = new Redis(opts.url, {
+  const redis = new Redis(split.url, {
     lazyConnect: true,
     connectTimeout: 5000,
     // A request fails after a few reconnect attempts instead of hanging the HTTP answer.
@@ -101,7 +129,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new Error(`Redis unreachable at ${opts.url}: ${(cause ?? (err as Error)).message}`);
+    throw new Error(`Redis unreachable at ${shownUrl}: ${(cause ?? (err as Error)).message}`);
   }
   opened = true;
   for (const name of SCRIPTS) redis.defineCommand(`rg_${name}`, { numberOfKeys: 0, lua: scripts[name] });
@@ -110,7 +138,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
   const run = (name: ScriptName, ...args: Arg[]): Promise<unknown> =>
     (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(prefix, ...args);
 
-  opts.logger.info({ url: opts.url.replace(/\/\/[^@/]*@/, '//***@'), prefix }, 'store: redis');
+  opts.logger.info({ url: shownUrl, prefix }, 'store: redis');
 
   return {
     async createOrder(input, idempotencyTtlMs): Promise<CreateOrderResult> {

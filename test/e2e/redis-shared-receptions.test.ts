@@ -1,0 +1,425 @@
+/**
+ * Two real receptions sharing one Redis (CONTRACT §2, last paragraph): two `rushgate reception`
+ * processes run from deployment files that differ only in the reception's `listen`,
+ * `internalListen` and `publicUrl`, in front of three real `rushgate content` servers of
+ * capacity 1 (N = 3 slots in all), all on one `redis://` store under a random key prefix
+ * (`?prefix=`) that is deleted afterwards. Content servers a and b run from the first file, so
+ * they report transfer events to reception 1 only; c runs from the second and reports to
+ * reception 2 only: whatever one reception learns of a finished download, the other learns
+ * through the store. The story: an order made at 1 is read, given a fresh ticket and revoked at
+ * 2; a download reported to 1 frees a slot that 2 holds for the client that queued first (at 1)
+ * and refuses to a newcomer; a client busy at 2 is admitted there after a download reported to 1,
+ * and the newcomer at 1 after a download reported to 2; a burst of 4×N orders split across both
+ * gets exactly N tickets and one line of 3×N places. When Redis is unreachable the suite FAILS
+ * with "Redis unreachable at <url>" (CONTRACT §1), and so does a reception pointed at it.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { parse, stringify } from 'yaml';
+import { splitPrefix } from '../../src/store/redis.js';
+import { makeDeployment, type TestDeployment } from '../helpers/deployment.js';
+import { freePort, freePorts } from '../helpers/ports.js';
+import { type Proc, runRushgate, startRushgate, waitForHttp } from '../helpers/proc.js';
+import { type ApiJson, postOrder, until } from './reception-cluster.js';
+
+const REDIS_BASE = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** REDIS_URL with a database number: the one it names, else `/0`. */
+const REDIS_DB_URL = (() => {
+  const u = new URL(REDIS_BASE);
+  if (!/^\/\d+$/.test(u.pathname)) u.pathname = '/0';
+  u.search = '';
+  return u.toString();
+})();
+const PREFIX = `rushgate-test-${randomUUID()}:`;
+const STORE_URL = `${REDIS_DB_URL}?prefix=${PREFIX}`;
+
+const ITEM = '/apps/editor-2.1.bin';
+const BYTES = randomBytes(200_000);
+const SERVERS = ['a', 'b', 'c'];
+/** Total capacity: three servers of one slot each. */
+const N = 3;
+/** The content server run from the second deployment file: its events go to reception 2. */
+const REPORTS_TO_2 = 'c';
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+interface StatusServer {
+  id: string;
+  health: string;
+  outstanding: number;
+  untracked: number;
+  usableCapacity: number;
+}
+
+interface Rec {
+  name: string;
+  pub: string;
+  internal: string;
+  proc: Proc;
+}
+
+/** Opens a plain client on the test's Redis; a clear failure when it is not there. */
+async function redisClient(): Promise<Redis> {
+  const redis = new Redis(REDIS_DB_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => {
+    cause = err;
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(
+      `Redis unreachable at ${REDIS_DB_URL}: ${(cause ?? (err as Error)).message} — these tests need a Redis ` +
+        '(start one, or point REDIS_URL at one); they fail rather than skip (CONTRACT §1)',
+    );
+  }
+  return redis;
+}
+
+async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}
+
+async function status(rec: Rec): Promise<StatusServer[]> {
+  const res = await fetch(`${rec.internal}/status`, { signal: AbortSignal.timeout(5000) });
+  return ((await res.json()) as { servers: StatusServer[] }).servers;
+}
+
+/** Slots the reception believes free (its mirror of the store, refreshed every monitor interval). */
+async function freeAt(rec: Rec): Promise<number> {
+  return (await status(rec))
+    .filter((s) => s.health === 'up')
+    .reduce((n, s) => n + Math.max(0, s.usableCapacity - s.outstanding - s.untracked), 0);
+}
+
+async function outstandingAt(rec: Rec): Promise<number> {
+  return (await status(rec)).reduce((n, s) => n + s.outstanding, 0);
+}
+
+async function getOrder(rec: Rec, orderId: string): Promise<{ status: number; json: ApiJson }> {
+  const res = await fetch(`${rec.pub}/api/orders/${orderId}`);
+  return { status: res.status, json: (await res.json()) as ApiJson };
+}
+
+async function queuePosition(rec: Rec, token: string): Promise<number> {
+  const res = await fetch(`${rec.pub}/api/queue/${encodeURIComponent(token)}`);
+  assert.equal(res.status, 200, `queue status of a token at reception ${rec.name}`);
+  return ((await res.json()) as ApiJson).position;
+}
+
+test('the store URL’s ?prefix= names the key prefix and is not passed on to the Redis client', () => {
+  assert.deepEqual(splitPrefix('redis://h:6379/2?prefix=shop:'), {
+    url: 'redis://h:6379/2',
+    prefix: 'shop:',
+  });
+  assert.deepEqual(splitPrefix('redis://h:6379/2?family=6&prefix=a%3Ab:'), {
+    url: 'redis://h:6379/2?family=6',
+    prefix: 'a:b:',
+  });
+  assert.deepEqual(splitPrefix('redis://h:6379/2'), { url: 'redis://h:6379/2', prefix: undefined });
+  assert.throws(() => splitPrefix('redis://h:6379/2?prefix='), /prefix must be/);
+});
+
+describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
+  let redis: Redis;
+  let d: TestDeployment;
+  let r1: Rec;
+  let r2: Rec;
+  let token: string;
+  const content: Proc[] = [];
+
+  const revoke = async (rec: Rec, orderId: string) => {
+    const res = await fetch(`${rec.internal}/orders/${orderId}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(res.status, 200, `revoking ${orderId} at reception ${rec.name}`);
+    return (await res.json()) as { revokedTickets: number; notified: string[]; pending: string[] };
+  };
+
+  const download = async (url: string) => {
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.equal(sha(Buffer.from(await res.arrayBuffer())), sha(BYTES));
+  };
+
+  const fulfilledAt = (rec: Rec, orderId: string) =>
+    until(
+      async () => (await getOrder(rec, orderId)).json.status === 'fulfilled',
+      20_000,
+      `order ${orderId} fulfilled as seen by reception ${rec.name}`,
+    );
+
+  const logs = () =>
+    [r1, r2]
+      .filter(Boolean)
+      .map((r) => `--- reception ${r.name}\n${r.proc.output()}`)
+      .concat(content.map((p, i) => `--- content ${SERVERS[i]}\n${p.output()}`))
+      .join('\n');
+
+  before(async () => {
+    redis = await redisClient();
+    d = await makeDeployment({
+      servers: SERVERS.length,
+      server: () => ({ capacity: 1 }),
+      reception: {
+        store: STORE_URL,
+        rateLimit: null,
+        monitor: { intervalMs: 100, timeoutMs: 3000, failuresBeforeDown: 3 },
+        // Generous, so that no ticket lapses and no hold runs out between the test's steps.
+        tickets: { claimSeconds: 120 },
+        queue: { holdSeconds: 60, maxRetryAfterSeconds: 30, abandonSeconds: 300 },
+      },
+    });
+    d.writeItem(ITEM, BYTES);
+    token = d.config.secrets.internalToken;
+
+    // The second reception's file: the first one with its own three addresses, nothing else.
+    const [pub2, int2] = (await freePorts(2)) as [number, number];
+    const second = parse(readFileSync(d.configPath, 'utf8')) as { reception: Record<string, unknown> };
+    second.reception.listen = `127.0.0.1:${pub2}`;
+    second.reception.internalListen = `127.0.0.1:${int2}`;
+    second.reception.publicUrl = `http://127.0.0.1:${pub2}`;
+    const config2 = path.join(d.dir, 'deployment-2.yaml');
+    writeFileSync(config2, stringify(second));
+
+    // Content servers a and b report transfer events to reception 1, c (run from the second file)
+    // to reception 2: an event reported to either must count for both.
+    for (const id of SERVERS) {
+      const file = id === REPORTS_TO_2 ? config2 : d.configPath;
+      content.push(startRushgate(['content', '--config', file, '--id', id]));
+    }
+    r1 = {
+      name: '1',
+      pub: d.config.reception.publicUrl,
+      internal: d.config.reception.internalUrl,
+      proc: startRushgate(['reception', '--config', d.configPath]),
+    };
+    r2 = {
+      name: '2',
+      pub: `http://127.0.0.1:${pub2}`,
+      internal: `http://127.0.0.1:${int2}`,
+      proc: startRushgate(['reception', '--config', config2]),
+    };
+    try {
+      for (const rec of [r1, r2]) {
+        await waitForHttp(`${rec.pub}/healthz`, { proc: rec.proc, timeoutMs: 60_000 });
+        await until(
+          async () => {
+            const s = await status(rec);
+            return SERVERS.every((id) => {
+              const x = s.find((y) => y.id === id);
+              return x?.health === 'up' && x.usableCapacity === 1;
+            });
+          },
+          60_000,
+          `reception ${rec.name} to see every content server up`,
+        );
+      }
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${logs()}`);
+    }
+  });
+
+  after(async () => {
+    await Promise.all([r1?.proc.kill(), r2?.proc.kill(), ...content.map((p) => p.kill())]);
+    if (redis) {
+      await deleteKeys(redis, PREFIX);
+      redis.disconnect();
+    }
+    d?.cleanup();
+  });
+
+  it('reads, re-tickets and revokes at reception 2 an order made at reception 1', async () => {
+    const made = await postOrder(r1.pub, { item: ITEM });
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const orderId = made.json.orderId;
+    const first = made.json.ticket;
+
+    const read = await getOrder(r2, orderId);
+    assert.equal(read.status, 200);
+    assert.equal(read.json.orderId, orderId);
+    assert.equal(read.json.item, ITEM);
+    assert.equal(read.json.status, 'ticketed');
+    assert.deepEqual(
+      read.json.tickets.map((t) => t.id),
+      [first.id],
+    );
+
+    const fresh = await fetch(`${r2.pub}/api/orders/${orderId}/tickets`, { method: 'POST' });
+    assert.equal(fresh.status, 201);
+    const second = ((await fresh.json()) as ApiJson).ticket;
+    assert.notEqual(second.server, first.server, 'a fresh ticket goes to another server with room');
+    // Reception 2 noticed the content server; the fresh ticket works there.
+    const probe = await fetch(second.url, { headers: { range: 'bytes=0-0' } });
+    assert.equal(probe.status, 206);
+    await probe.arrayBuffer();
+
+    const seenAt1 = (await getOrder(r1, orderId)).json.tickets;
+    assert.deepEqual(
+      seenAt1.map((t) => t.id),
+      [first.id, second.id],
+    );
+    assert.equal(seenAt1[0]?.status, 'lapsed', 'the fresh ticket replaced the first one');
+    assert.ok(['issued', 'downloading'].includes(seenAt1[1]?.status ?? ''), seenAt1[1]?.status);
+
+    const revoked = await revoke(r2, orderId);
+    assert.deepEqual(revoked.notified, SERVERS);
+    assert.deepEqual(revoked.pending, []);
+    for (const url of [second.url, first.url]) {
+      const res = await fetch(url);
+      assert.equal(res.status, 410, `a revoked ticket is refused: ${url}`);
+      assert.equal(((await res.json()) as ApiJson).error.code, 'revoked');
+    }
+    const after1 = await getOrder(r1, orderId);
+    assert.equal(after1.json.tickets.at(-1)?.status, 'revoked');
+    const again = await fetch(`${r1.pub}/api/orders/${orderId}/tickets`, { method: 'POST' });
+    assert.equal(again.status, 409, 'reception 1 knows the order was revoked at 2');
+    await again.arrayBuffer();
+
+    await until(
+      async () => (await outstandingAt(r1)) === 0 && (await outstandingAt(r2)) === 0,
+      20_000,
+      'both receptions to see no outstanding ticket',
+    );
+  });
+
+  it('keeps one waiting line and one set of slots across both receptions', async () => {
+    // Fill the three slots from both sides; the store refuses a server the other side just filled.
+    const fills: ApiJson[] = [];
+    for (const rec of [r1, r2, r1]) {
+      const r = await postOrder(rec.pub, { item: ITEM });
+      assert.equal(r.status, 201, `fill at reception ${rec.name}: ${JSON.stringify(r.json)}`);
+      fills.push(r.json);
+    }
+    assert.deepEqual(fills.map((f) => f.ticket.server).sort(), SERVERS, 'one ticket per server');
+    const on = (server: string) => fills.find((f) => f.ticket.server === server)!;
+    await until(
+      async () => (await freeAt(r1)) === 0 && (await freeAt(r2)) === 0,
+      20_000,
+      'both receptions to see every slot taken',
+    );
+
+    // W1 queues at reception 1, W2 at reception 2: one line, in arrival order.
+    const w1 = await postOrder(r1.pub, { item: ITEM });
+    assert.equal(w1.status, 503);
+    assert.equal(w1.json.status, 'busy');
+    assert.equal(w1.json.position, 1);
+    const w2 = await postOrder(r2.pub, { item: ITEM });
+    assert.equal(w2.status, 503);
+    assert.equal(w2.json.position, 2, 'reception 2 counts the client that queued at 1');
+    assert.equal(await queuePosition(r2, w1.json.queueToken), 1);
+    assert.equal(await queuePosition(r1, w2.json.queueToken), 2);
+    assert.equal(await redis.hlen(`${PREFIX}linedata`), 2, 'the line lives under the store URL’s prefix');
+
+    // The download on a is reported to reception 1; reception 2 sees the slot free via the store.
+    await download(on('a').ticket.url);
+    await fulfilledAt(r2, on('a').orderId);
+    await until(async () => (await freeAt(r2)) === 1, 20_000, 'reception 2 to see the freed slot');
+
+    // The free slot is held for W1 (queued at 1): at 2, a newcomer and W2 are busy behind it.
+    const newcomer = await postOrder(r2.pub, { item: ITEM });
+    assert.equal(newcomer.status, 503, 'a newcomer at 2 waits while the slot is held for W1');
+    assert.equal(newcomer.json.position, 3);
+    const w2early = await postOrder(r2.pub, { item: ITEM, queueToken: w2.json.queueToken });
+    assert.equal(w2early.status, 503, 'W2 is behind W1');
+    assert.equal(w2early.json.position, 2);
+    assert.equal(w2early.json.queueToken, w2.json.queueToken);
+
+    // W1 comes back at reception 2 with the token it got at 1, and is admitted.
+    const w1in = await postOrder(r2.pub, { item: ITEM, queueToken: w1.json.queueToken });
+    assert.equal(w1in.status, 201, JSON.stringify(w1in.json));
+    assert.equal(w1in.json.ticket.server, 'a');
+    assert.equal(await queuePosition(r1, w2.json.queueToken), 1);
+    assert.equal(await queuePosition(r1, newcomer.json.queueToken), 2);
+
+    // The download on b is reported to reception 1; W2, busy at 2, is admitted at 2.
+    await download(on('b').ticket.url);
+    await fulfilledAt(r2, on('b').orderId);
+    await until(async () => (await freeAt(r2)) === 1, 20_000, 'reception 2 to see the freed slot');
+    const w2in = await postOrder(r2.pub, { item: ITEM, queueToken: w2.json.queueToken });
+    assert.equal(w2in.status, 201, JSON.stringify(w2in.json));
+    assert.equal(w2in.json.ticket.server, 'b');
+
+    // The other way round: the download on c is reported to reception 2 only, and reception 1
+    // admits the newcomer (who queued at 2) into the slot it freed.
+    await download(on(REPORTS_TO_2).ticket.url);
+    await fulfilledAt(r1, on(REPORTS_TO_2).orderId);
+    await until(async () => (await freeAt(r1)) === 1, 20_000, 'reception 1 to see the freed slot');
+    const newcomerIn = await postOrder(r1.pub, { item: ITEM, queueToken: newcomer.json.queueToken });
+    assert.equal(newcomerIn.status, 201, JSON.stringify(newcomerIn.json));
+    assert.equal(newcomerIn.json.ticket.server, REPORTS_TO_2);
+    assert.equal(await redis.hlen(`${PREFIX}linedata`), 0, 'everybody in line was admitted');
+
+    // Clear the stage for the burst: revoke the three tickets just issued, from either side.
+    await revoke(r1, w1in.json.orderId);
+    await revoke(r2, w2in.json.orderId);
+    await revoke(r1, newcomerIn.json.orderId);
+  });
+
+  it(`gives exactly N tickets to a burst of 4×N orders split across both receptions`, async () => {
+    await until(
+      async () => (await freeAt(r1)) === N && (await freeAt(r2)) === N,
+      20_000,
+      'both receptions to see every slot free',
+    );
+    const answers = await Promise.all(
+      Array.from({ length: 4 * N }, (_, i) => postOrder((i % 2 === 0 ? r1 : r2).pub, { item: ITEM })),
+    );
+    const ticketed = answers.filter((a) => a.status === 201);
+    const busy = answers.filter((a) => a.status === 503);
+    assert.equal(ticketed.length, N, `statuses: ${answers.map((a) => a.status).join(',')}`);
+    assert.equal(busy.length, 3 * N);
+    assert.deepEqual(ticketed.map((t) => t.json.ticket.server).sort(), SERVERS);
+    for (const b of busy) {
+      assert.equal(b.json.status, 'busy');
+      assert.ok(Number.isInteger(b.json.position) && b.json.position >= 1, `position ${b.json.position}`);
+      assert.ok(Number(b.headers.get('retry-after')) >= 1);
+      assert.equal(typeof b.json.queueToken, 'string');
+    }
+    // The line is one: asked at either reception, the 3N waiters hold the places 1…3N.
+    const positions = await Promise.all(
+      busy.map((b, i) => queuePosition(i % 2 === 0 ? r2 : r1, b.json.queueToken)),
+    );
+    assert.deepEqual(
+      positions.sort((x, y) => x - y),
+      Array.from({ length: 3 * N }, (_, i) => i + 1),
+    );
+    await until(
+      async () => (await outstandingAt(r1)) === N && (await outstandingAt(r2)) === N,
+      20_000,
+      'both receptions to count N outstanding tickets',
+    );
+  });
+
+  it('fails with a clear message when Redis is unreachable', async () => {
+    const port = await freePort();
+    const broken = parse(readFileSync(d.configPath, 'utf8')) as { reception: Record<string, unknown> };
+    const [p1, p2] = (await freePorts(2)) as [number, number];
+    broken.reception.listen = `127.0.0.1:${p1}`;
+    broken.reception.internalListen = `127.0.0.1:${p2}`;
+    broken.reception.publicUrl = `http://127.0.0.1:${p1}`;
+    broken.reception.store = `redis://127.0.0.1:${port}/0?prefix=${PREFIX}`;
+    const file = path.join(d.dir, 'deployment-broken.yaml');
+    writeFileSync(file, stringify(broken));
+    const run = await runRushgate(['reception', '--config', file], { timeoutMs: 30_000 });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, new RegExp(`Redis unreachable at redis://127\\.0\\.0\\.1:${port}/0`));
+  });
+});
