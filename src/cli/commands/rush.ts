@@ -1,11 +1,78 @@
-/** `rushgate rush` — placeholder until its issue lands; the owner replaces this file. */
+/**
+ * `rushgate rush URL --clients N [--concurrency C] [--max-seconds S] [--json]`: rehearses a
+ * launch with N simulated buyers that behave like `rushgate get` (see `client/rush.ts`) and
+ * prints what happened. Exit 0 when every buyer got its item, 1 otherwise.
+ */
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+
+interface RushFlags {
+  clients: string;
+  concurrency?: string;
+  maxSeconds: string;
+  json?: boolean;
+}
+
+const DEFAULT_CONCURRENCY_CAP = 500;
+
+function wholeNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n))
+    throw new UsageError(`${flag} must be a whole number, got ${value}`);
+  return n;
+}
 
 export function registerRushCommand(program: Command): void {
   program
     .command('rush')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('rushgate rush is not available yet');
+    .description('rehearse a launch: N simulated buyers order, wait, retry and download (bytes discarded)')
+    .argument('<url>', 'reception item URL, e.g. http://127.0.0.1:8080/sample/big.bin')
+    .requiredOption('--clients <n>', 'how many buyers in all')
+    .option(
+      '--concurrency <c>',
+      `how many at once (default: all of them, at most ${DEFAULT_CONCURRENCY_CAP})`,
+    )
+    .option('--max-seconds <s>', 'stop the rehearsal after this long; unfinished buyers are reported', '300')
+    .option('--json', 'print the report as one JSON object on the last line of stdout')
+    .action(async (url: string, flags: RushFlags) => {
+      // Loaded only when the command runs, so that other commands start without the client's modules.
+      const [{ systemClock }, { runRush }, { formatReport }] = await Promise.all([
+        import('../../client/clock.js'),
+        import('../../client/rush.js'),
+        import('../../client/rush-report.js'),
+      ]);
+      const clients = wholeNumber(flags.clients, '--clients');
+      const concurrency =
+        flags.concurrency === undefined
+          ? Math.min(Math.max(clients, 1), DEFAULT_CONCURRENCY_CAP)
+          : wholeNumber(flags.concurrency, '--concurrency');
+      const maxSeconds = Number(flags.maxSeconds);
+      const controller = new AbortController();
+      const onSignal = () => controller.abort(new Error('interrupted'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const tty = process.stderr.isTTY === true && !flags.json;
+      try {
+        const report = await runRush(
+          { url, clients, concurrency, maxSeconds },
+          {
+            clock: systemClock,
+            signal: controller.signal,
+            ...(tty
+              ? {
+                  onBuyerDone: (done: number, total: number) =>
+                    process.stderr.write(`\r\x1b[2K${done}/${total} buyers finished`),
+                }
+              : {}),
+          },
+        );
+        if (tty) process.stderr.write('\r\x1b[2K');
+        if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else process.stdout.write(`${formatReport(report).join('\n')}\n`);
+        process.exitCode = report.outcomes.done === report.clients ? 0 : 1;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     });
 }

@@ -1,0 +1,262 @@
+/**
+ * The client's side of the reception's public API (CONTRACT §3; the seed's Sc31/Sc51 "access
+ * request" and Sc32/Sc53–Sc55 answers): place an order, ask for a fresh ticket for an order, read
+ * a place in the waiting line. Every answer is validated with zod and turned into one tagged
+ * union, so the waiting room and the downloader switch on `kind` and never parse HTTP themselves.
+ * Counts the order and ticket requests it makes (`attempts` in `rushgate get --json`).
+ */
+import { randomUUID } from 'node:crypto';
+import { type Dispatcher, request } from 'undici';
+import { z } from 'zod';
+
+const ticketSchema = z.object({
+  id: z.string(),
+  url: z.string().url(),
+  server: z.string(),
+  notBefore: z.string(),
+  expiresAt: z.string(),
+});
+const ticketedSchema = z.object({ orderId: z.string().min(1), ticket: ticketSchema });
+const busySchema = z.object({
+  status: z.literal('busy'),
+  position: z.number(),
+  estimatedWaitSeconds: z.number(),
+  retryAfterSeconds: z.number().optional(),
+  queueToken: z.string().min(1).optional(),
+});
+const queueSchema = z.object({ position: z.number(), estimatedWaitSeconds: z.number() });
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string().optional() }) });
+
+export interface Ticket {
+  id: string;
+  url: string;
+  server: string;
+  /** ms since the epoch */
+  notBefore: number;
+  /** ms since the epoch */
+  expiresAt: number;
+}
+
+export type ReceptionAnswer =
+  | { kind: 'ticketed'; orderId: string; ticket: Ticket }
+  | {
+      kind: 'busy';
+      /** 1 = next in line; 0 = the reception keeps no line and named no position. */
+      position: number;
+      estimatedWaitSeconds: number;
+      /** From `Retry-After` (the body's value when the header is missing); at least 1. */
+      retryAfterSeconds: number;
+      /** Absent when the reception keeps no waiting line (`queue.enabled: false`). */
+      queueToken?: string;
+    }
+  | { kind: 'rate_limited'; retryAfterSeconds: number }
+  /** A definite refusal: the reception answered and said no. */
+  | { kind: 'error'; status: number; code: string; message: string }
+  /** No answer (refused connection, reset, timeout): worth another try later. */
+  | { kind: 'unreachable'; message: string };
+
+export interface QueuePlace {
+  position: number;
+  estimatedWaitSeconds: number;
+}
+
+export interface ReceptionClient {
+  readonly origin: string;
+  /** Order and ticket requests made so far. */
+  readonly attempts: number;
+  order(
+    req: { item: string; queueToken?: string; idempotencyKey?: string },
+    signal?: AbortSignal,
+  ): Promise<ReceptionAnswer>;
+  /** `queueToken`: the place a busy answer to an earlier fresh-ticket request gave, if any. */
+  freshTicket(orderId: string, queueToken?: string, signal?: AbortSignal): Promise<ReceptionAnswer>;
+  /** The place behind a queue token, or undefined when the reception does not know it (any more). */
+  queue(token: string, signal?: AbortSignal): Promise<QueuePlace | undefined>;
+}
+
+export interface ReceptionClientOptions {
+  origin: string;
+  dispatcher?: Dispatcher;
+  /** Per request; the caller's signal may end it sooner. */
+  timeoutMs?: number;
+  userAgent?: string;
+}
+
+export function createReceptionClient(options: ReceptionClientOptions): ReceptionClient {
+  const origin = options.origin.replace(/\/+$/, '');
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const userAgent = options.userAgent ?? 'rushgate-client';
+  let attempts = 0;
+
+  async function call(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    extraHeaders: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: unknown }> {
+    const timeout = AbortSignal.timeout(Math.ceil(timeoutMs));
+    const res = await request(`${origin}${path}`, {
+      method,
+      dispatcher: options.dispatcher,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      headers: {
+        accept: 'application/json',
+        'user-agent': userAgent,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...extraHeaders,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.statusCode, headers: res.headers, json };
+  }
+
+  async function ticketCall(
+    path: string,
+    body: unknown,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ) {
+    attempts++;
+    try {
+      const res = await call('POST', path, body, headers, signal);
+      return interpret(res.status, res.headers, res.json);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      return { kind: 'unreachable', message: describeNetworkError(err) } satisfies ReceptionAnswer;
+    }
+  }
+
+  return {
+    origin,
+    get attempts() {
+      return attempts;
+    },
+    order(req, signal) {
+      const body: Record<string, string> = { item: req.item };
+      if (req.queueToken) body.queueToken = req.queueToken;
+      return ticketCall(
+        '/api/orders',
+        body,
+        { 'idempotency-key': req.idempotencyKey ?? randomUUID() },
+        signal,
+      );
+    },
+    freshTicket(orderId, queueToken, signal) {
+      return ticketCall(
+        `/api/orders/${encodeURIComponent(orderId)}/tickets`,
+        {},
+        queueToken ? { 'rushgate-queue-token': queueToken } : {},
+        signal,
+      );
+    },
+    async queue(token, signal) {
+      try {
+        const res = await call('GET', `/api/queue/${encodeURIComponent(token)}`, undefined, {}, signal);
+        if (res.status !== 200) return undefined;
+        const parsed = queueSchema.safeParse(res.json);
+        return parsed.success ? parsed.data : undefined;
+      } catch {
+        if (signal?.aborted) throw signal.reason;
+        return undefined;
+      }
+    },
+  };
+}
+
+/** Turns one HTTP answer of the order/ticket endpoints into a `ReceptionAnswer`. Pure. */
+export function interpret(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  json: unknown,
+): ReceptionAnswer {
+  const retryAfter = retryAfterSeconds(headers['retry-after']);
+  if (status === 200 || status === 201) {
+    const parsed = ticketedSchema.safeParse(json);
+    if (!parsed.success) return malformed(status);
+    const t = parsed.data.ticket;
+    const notBefore = Date.parse(t.notBefore);
+    const expiresAt = Date.parse(t.expiresAt);
+    if (Number.isNaN(notBefore) || Number.isNaN(expiresAt)) return malformed(status);
+    return {
+      kind: 'ticketed',
+      orderId: parsed.data.orderId,
+      ticket: { id: t.id, url: t.url, server: t.server, notBefore, expiresAt },
+    };
+  }
+  if (status === 503) {
+    const busy = busySchema.safeParse(json);
+    if (busy.success) {
+      return {
+        kind: 'busy',
+        position: Math.max(1, Math.round(busy.data.position)),
+        estimatedWaitSeconds: Math.max(0, busy.data.estimatedWaitSeconds),
+        retryAfterSeconds: retryAfter ?? Math.max(1, Math.ceil(busy.data.retryAfterSeconds ?? 1)),
+        ...(busy.data.queueToken ? { queueToken: busy.data.queueToken } : {}),
+      };
+    }
+  }
+  if (status === 429) return { kind: 'rate_limited', retryAfterSeconds: retryAfter ?? 1 };
+  const err = errorSchema.safeParse(json);
+  if (status === 503 && err.success && err.data.error.code === 'busy') {
+    // Busy without a waiting line: no position to show, but Retry-After still rules.
+    return {
+      kind: 'busy',
+      position: 0,
+      estimatedWaitSeconds: retryAfter ?? 1,
+      retryAfterSeconds: retryAfter ?? 1,
+    };
+  }
+  if (status === 503 && (!err.success || err.data.error.code === 'unavailable')) {
+    // Not ready yet (no load report) or overloaded: a later try may succeed.
+    return {
+      kind: 'unreachable',
+      message: `reception not ready (503${err.success ? ` ${err.data.error.code}` : ''})`,
+    };
+  }
+  if (status >= 500) return { kind: 'unreachable', message: `reception answered ${status}` };
+  if (!err.success) return malformed(status);
+  return {
+    kind: 'error',
+    status,
+    code: err.data.error.code,
+    message: err.data.error.message ?? `reception answered ${status}`,
+  };
+}
+
+function malformed(status: number): ReceptionAnswer {
+  return {
+    kind: 'error',
+    status,
+    code: 'bad_answer',
+    message: `the reception's answer (${status}) is malformed`,
+  };
+}
+
+/** `Retry-After` as whole seconds ≥ 1 (delta-seconds or an HTTP date), or undefined. */
+export function retryAfterSeconds(
+  value: string | string[] | undefined,
+  now = Date.now(),
+): number | undefined {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(raw)) return Math.max(1, Number(raw));
+  const at = Date.parse(raw);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(1, Math.ceil((at - now) / 1000));
+}
+
+export function describeNetworkError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: string }).code ?? (err.cause as { code?: string } | undefined)?.code;
+    return code ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

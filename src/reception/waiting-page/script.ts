@@ -1,0 +1,231 @@
+/**
+ * The waiting page's script, served as `/_rushgate/waiting.js` (the seed's Sc55–Sc56 for a
+ * browser, and the "notifying a user of success of connection by sounds" remark that follows).
+ * It turns the static page into a live one: a countdown to the next try, the position refreshed
+ * from `GET /api/queue/{token}`, the retry itself (`POST /api/orders` with the queue token, never
+ * before `Retry-After`), and, once admitted, a chime (Web Audio), a notification where the user
+ * allowed one, and the download started in a hidden frame while the page stays to say so.
+ *
+ * It is plain ES2017 kept in a string so that `tsc` ships it without a bundler or a copy step; it
+ * reads everything it needs from `data-*` attributes of `#rushgate-wait` (the queue cookie is
+ * HttpOnly, so the token comes from the markup). Without JavaScript the page's `<noscript>` meta
+ * refresh does the retrying instead.
+ */
+export const WAITING_SCRIPT = `(function () {
+  'use strict';
+  var root = document.getElementById('rushgate-wait');
+  if (!root) return;
+  document.documentElement.classList.add('js');
+
+  var data = root.dataset;
+  var state = {
+    token: data.queueToken || '',
+    item: data.item || '',
+    retryUrl: data.retryUrl || '/',
+    position: Number(data.position) || 0,
+    estimate: Number(data.estimate) || 0,
+    dueAt: Date.now() + Math.max(1, Number(data.retryAfter) || 1) * 1000,
+    inFlight: false,
+    done: false,
+    lastPoll: Date.now()
+  };
+  var POLL_MS = 3000;
+  var TICK_MS = 250;
+
+  function el(id) { return document.getElementById(id); }
+  function setText(id, text) {
+    var node = el(id);
+    if (node && node.textContent !== text) node.textContent = text;
+  }
+
+  function formatWait(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) return seconds + ' s';
+    var minutes = Math.round(seconds / 60);
+    if (minutes < 60) return 'about ' + minutes + ' min';
+    var hours = Math.floor(minutes / 60);
+    return 'about ' + hours + ' h ' + (minutes % 60) + ' min';
+  }
+
+  function showQueue() {
+    // Only the position sits in the live region; it changes rarely, so screen readers are not flooded.
+    setText('rg-position', String(state.position));
+    setText('rg-live', 'You are number ' + state.position + ' in line.');
+    setText('rg-wait', formatWait(state.estimate));
+  }
+
+  function showCountdown() {
+    var left = Math.max(0, Math.ceil((state.dueAt - Date.now()) / 1000));
+    setText('rg-countdown', state.inFlight ? 'now' : left + ' s');
+  }
+
+  // ---- sound: an AudioContext may only start after a user gesture, so unlock it on the first one.
+  var audio = null;
+  function audioContext() {
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) return null;
+    if (!audio) {
+      try { audio = new AC(); } catch (e) { return null; }
+    }
+    return audio;
+  }
+  function unlockAudio() {
+    var ctx = audioContext();
+    if (ctx && ctx.state === 'suspended' && ctx.resume) ctx.resume().catch(function () {});
+  }
+  ['pointerdown', 'keydown', 'touchstart'].forEach(function (type) {
+    document.addEventListener(type, unlockAudio, { once: true, passive: true });
+  });
+
+  function chime() {
+    var ctx = audioContext();
+    if (!ctx) return;
+    if (ctx.state === 'suspended' && ctx.resume) ctx.resume().catch(function () {});
+    var t0 = ctx.currentTime + 0.02;
+    [659.25, 987.77].forEach(function (freq, i) {
+      var start = t0 + i * 0.18;
+      var osc = ctx.createOscillator();
+      var gain = ctx.createGain();
+      osc.type = 'sine';
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, start);
+      gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.6);
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      osc.start(start);
+      osc.stop(start + 0.65);
+    });
+  }
+
+  // ---- notifications: asked for only on the user's click, shown only where allowed.
+  var notifyButton = el('rg-notify');
+  if (notifyButton && 'Notification' in window && Notification.permission === 'default') {
+    notifyButton.hidden = false;
+    notifyButton.addEventListener('click', function () {
+      unlockAudio();
+      var asked = Notification.requestPermission(function () { refreshNotifyButton(); });
+      if (asked && asked.then) asked.then(refreshNotifyButton, refreshNotifyButton);
+    });
+  }
+  function refreshNotifyButton() {
+    if (!notifyButton) return;
+    notifyButton.hidden = !('Notification' in window) || Notification.permission !== 'default';
+  }
+  function notify(text) {
+    try {
+      if ('Notification' in window && Notification.permission === 'granted') {
+        new Notification('Your download is starting', { body: text, icon: '/_rushgate/icon.svg' });
+      }
+    } catch (e) { /* some browsers only allow notifications from a service worker */ }
+  }
+
+  // ---- admission
+  function admitted(ticket) {
+    state.done = true;
+    root.classList.remove('waiting');
+    root.classList.add('admitted');
+    document.title = 'Downloading ' + state.item;
+    setText('rg-heading', 'It is your turn');
+    setText('rg-live', 'It is your turn. The download has started.');
+    setText('rg-status', 'Your download of ' + state.item + ' has started. You can close this page once it is saved.');
+    var link = el('rg-download');
+    if (link) {
+      link.href = ticket.url;
+      link.hidden = false;
+    }
+    chime();
+    notify(state.item);
+    // A ticket may start later than it is issued (startDelaySeconds): present it when it is valid.
+    var startsIn = Math.min(60000, Math.max(0, (Date.parse(ticket.notBefore) || 0) - Date.now()));
+    setTimeout(function () {
+      var frame = document.createElement('iframe');
+      frame.hidden = true;
+      frame.title = 'download';
+      frame.setAttribute('aria-hidden', 'true');
+      frame.src = ticket.url;
+      document.body.appendChild(frame);
+    }, startsIn);
+  }
+
+  function failed(message) {
+    state.done = true;
+    root.classList.remove('waiting');
+    root.classList.add('failed');
+    setText('rg-heading', 'Something went wrong');
+    setText('rg-status', message + ' ');
+    var retry = el('rg-retry');
+    if (retry) retry.textContent = 'Try again';
+  }
+
+  function retryAfterOf(res, body) {
+    var header = Number(res.headers.get('Retry-After'));
+    if (header > 0) return header;
+    if (body && Number(body.retryAfterSeconds) > 0) return Number(body.retryAfterSeconds);
+    return 5;
+  }
+
+  function retry() {
+    state.inFlight = true;
+    showCountdown();
+    var payload = { item: state.item };
+    if (state.token) payload.queueToken = state.token;
+    fetch('/api/orders', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(payload)
+    }).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (body) {
+        state.inFlight = false;
+        if ((res.status === 200 || res.status === 201) && body && body.ticket && body.ticket.url) {
+          admitted(body.ticket);
+        } else if (res.status === 503 && body && body.status === 'busy') {
+          state.token = body.queueToken || state.token;
+          state.position = Number(body.position) || state.position;
+          state.estimate = Number(body.estimatedWaitSeconds) || 0;
+          state.dueAt = Date.now() + retryAfterOf(res, body) * 1000;
+          showQueue();
+        } else if (res.status === 429 || res.status === 503) {
+          state.dueAt = Date.now() + retryAfterOf(res, body) * 1000;
+        } else {
+          failed(body && body.error && body.error.message ? body.error.message : 'The reception answered ' + res.status + '.');
+        }
+      });
+    }).catch(function () {
+      // The reception is unreachable for now: keep the place and try again shortly.
+      state.inFlight = false;
+      state.dueAt = Date.now() + 5000;
+    });
+  }
+
+  function poll() {
+    if (!state.token) return;
+    state.lastPoll = Date.now();
+    fetch('/api/queue/' + encodeURIComponent(state.token), {
+      credentials: 'same-origin',
+      headers: { Accept: 'application/json' }
+    }).then(function (res) {
+      if (!res.ok) return null;
+      return res.json();
+    }).then(function (body) {
+      if (!body || state.done) return;
+      if (Number(body.position) > 0) state.position = Number(body.position);
+      if (body.estimatedWaitSeconds !== undefined) state.estimate = Number(body.estimatedWaitSeconds) || 0;
+      showQueue();
+    }).catch(function () {});
+  }
+
+  function tick() {
+    if (state.done) return;
+    var now = Date.now();
+    if (!state.inFlight && now >= state.dueAt) retry();
+    else if (!state.inFlight && now - state.lastPoll >= POLL_MS && state.dueAt - now > 1000) poll();
+    showCountdown();
+    setTimeout(tick, TICK_MS);
+  }
+
+  showQueue();
+  tick();
+})();
+`;
