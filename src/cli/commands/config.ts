@@ -3,9 +3,6 @@
  * defaults filled in and secrets masked. Exit 0 when valid, 2 when not (CONTRACT §1).
  */
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
-import { maskSecrets } from '../../config/keys.js';
-import { loadConfigFile } from '../../config/load.js';
 
 export function registerConfigCommand(program: Command): void {
   const config = program.command('config').description('work with deployment files');
@@ -13,7 +10,12 @@ export function registerConfigCommand(program: Command): void {
     .command('check')
     .description('validate a deployment file and print it resolved (defaults filled in, secrets masked)')
     .requiredOption('--config <file>', 'deployment file (YAML or JSON)')
-    .action((opts: { config: string }) => {
+    .action(async (opts: { config: string }) => {
+      const [{ stringify }, { maskSecrets }, { loadConfigFile }] = await Promise.all([
+        import('yaml'),
+        import('../../config/keys.js'),
+        import('../../config/load.js'),
+      ]);
       const resolved = loadConfigFile(opts.config, { checkRoots: 'all' });
       process.stdout.write(`# ${opts.config}: valid\n${stringify(maskSecrets(resolved))}`);
     });

@@ -5,10 +5,7 @@
  * signal cuts the grace period short. A listen address that is taken exits 2 naming it.
  */
 import type { Command } from 'commander';
-import { loadConfigFile } from '../../config/load.js';
-import { buildContentServer, ListenError, systemClock } from '../../content/index.js';
 import { UsageError } from '../../errors.js';
-import { createLogger } from '../../util/log.js';
 
 interface ContentOptions {
   config: string;
@@ -30,6 +27,13 @@ export function registerContentCommand(program: Command): void {
           `--grace-seconds must be a number ≥ 0, got ${JSON.stringify(opts.graceSeconds)}`,
         );
       }
+      // Loaded only when the command runs, so that every other command starts quickly.
+      const [{ loadConfigFile }, { buildContentServer, ListenError, systemClock }, { createLogger }] =
+        await Promise.all([
+          import('../../config/load.js'),
+          import('../../content/index.js'),
+          import('../../util/log.js'),
+        ]);
       const config = loadConfigFile(opts.config, { checkRoots: { serverId: opts.id } });
       const logger = createLogger(`content:${opts.id}`);
       const server = buildContentServer({ config, serverId: opts.id, clock: systemClock, logger });

@@ -5,12 +5,7 @@
  * closed. A taken port exits 2 with a message naming it; a second signal exits at once.
  */
 import type { Command } from 'commander';
-import { loadConfigFile } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
-import { buildReception, ListenError } from '../../reception/app.js';
-import { createMailer } from '../../reception/mailer.js';
-import { openStore } from '../../store/index.js';
-import { createLogger } from '../../util/log.js';
 
 /** A shutdown taking longer than this (a stuck client) is cut short. */
 const STOP_GRACE_MS = 10_000;
@@ -21,6 +16,20 @@ export function registerReceptionCommand(program: Command): void {
     .description('run the reception (public and internal listeners) of a deployment file')
     .requiredOption('--config <file>', 'the deployment file (YAML or JSON)')
     .action(async (opts: { config: string }) => {
+      // Loaded only when the command runs, so that every other command starts quickly.
+      const [
+        { loadConfigFile },
+        { buildReception, ListenError },
+        { createMailer },
+        { openStore },
+        { createLogger },
+      ] = await Promise.all([
+        import('../../config/load.js'),
+        import('../../reception/app.js'),
+        import('../../reception/mailer.js'),
+        import('../../store/index.js'),
+        import('../../util/log.js'),
+      ]);
       const config = loadConfigFile(opts.config, { checkRoots: 'none' });
       const logger = createLogger('reception');
       const store = await openStore(config.reception.store, { logger });

@@ -4,8 +4,6 @@
  * revocation out to the content servers (docs/PROTOCOL.md).
  */
 import type { Command } from 'commander';
-import { loadConfigFile } from '../../config/load.js';
-import { PATHS } from '../../protocol/internal.js';
 
 export function registerRevokeCommand(program: Command): void {
   program
@@ -14,6 +12,10 @@ export function registerRevokeCommand(program: Command): void {
     .requiredOption('--config <file>', 'deployment file (YAML or JSON)')
     .argument('<orderId>', 'the order to revoke')
     .action(async (orderId: string, opts: { config: string }) => {
+      const [{ loadConfigFile }, { PATHS }] = await Promise.all([
+        import('../../config/load.js'),
+        import('../../protocol/internal.js'),
+      ]);
       const config = loadConfigFile(opts.config);
       const url = `${config.reception.internalUrl}${PATHS.reception.revokeOrder(orderId)}`;
       let res: Response;
