@@ -9,10 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { REPO_ROOT } from '../helpers/proc.js';
 import { holdSlot, type Stack, startStack, waitUntil } from './get-harness.js';
 
@@ -21,7 +22,6 @@ const BODY = randomBytes(512 * 1024);
 const SHA = createHash('sha256').update(BODY).digest('hex');
 const HOLD = '/hold.bin';
 const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
-const CHROMIUM = '/usr/bin/chromium';
 
 let stack: Stack;
 let browser: Browser;
@@ -33,19 +33,7 @@ before(async () => {
     reception: { queue: { holdSeconds: 3, maxRetryAfterSeconds: 3, abandonSeconds: 20 } },
     items: { [ITEM]: { content: BODY }, [HOLD]: { content: randomBytes(40 * 1024 * 1024) } },
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-quic',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -82,7 +70,6 @@ const HOOKS = `
 
 test('busy → waiting page → the slot frees → sound, notification, and the download starts', {
   timeout: 120_000,
-  skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed`,
 }, async () => {
   const hold = await holdSlot(stack, HOLD, path.join(stack.dep.dir, 'holder-js'));
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1024, height: 720 } });
@@ -147,7 +134,6 @@ test('busy → waiting page → the slot frees → sound, notification, and the 
 
 test('without JavaScript: the meta refresh and the queue cookie get the download started', {
   timeout: 120_000,
-  skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed`,
 }, async () => {
   const hold = await holdSlot(stack, HOLD, path.join(stack.dep.dir, 'holder-nojs'));
   const context = await browser.newContext({ acceptDownloads: true, javaScriptEnabled: false });

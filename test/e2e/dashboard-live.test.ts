@@ -11,11 +11,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { makeDeployment, type TestDeployment } from '../helpers/deployment.js';
 import { CLI, type Proc, REPO_ROOT, startRushgate, waitForHttp } from '../helpers/proc.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
 const CAPACITIES = [4, 6, 8] as const;
 const ITEM = '/apps/editor-2.1.bin';
@@ -25,7 +25,7 @@ const GUARD_MS = 15_000;
 
 const card = (id: string) => `[data-server="${id}"]`;
 
-describe('live dashboard', { timeout: 90_000, skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}` }, () => {
+describe('live dashboard', { timeout: 90_000 }, () => {
   let d: TestDeployment;
   let reception: Proc;
   const content = new Map<string, Proc>();
@@ -57,20 +57,7 @@ describe('live dashboard', { timeout: 90_000, skip: !existsSync(CHROMIUM) && `no
     for (const s of d.config.contentServers) {
       await waitForHttp(`${s.internalUrl}/healthz`, { proc: content.get(s.id), timeoutMs: GUARD_MS });
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-quic',
-        '--no-first-run',
-      ],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
     // A laptop screen.
     page = await browser.newPage({ viewport: { width: 1366, height: 860 } });
     page.setDefaultTimeout(GUARD_MS);

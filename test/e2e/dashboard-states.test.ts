@@ -8,16 +8,16 @@
  * working), a failing status (offline, then live again) and a server leaving the list.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { renderDashboard } from '../../src/reception/dashboard.js';
+import { launchChromium } from '../helpers/browser.js';
 import { REPO_ROOT } from '../helpers/proc.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
 const GUARD_MS = 15_000;
 const MB = 1024 * 1024;
@@ -118,7 +118,7 @@ function statusDocument(now: number) {
   };
 }
 
-describe('dashboard states', { timeout: 60_000, skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}` }, () => {
+describe('dashboard states', { timeout: 60_000 }, () => {
   let http: Server;
   let base: string;
   let mode: 'ok' | 'fail' | 'shrunk' = 'ok';
@@ -148,20 +148,7 @@ describe('dashboard states', { timeout: 60_000, skip: !existsSync(CHROMIUM) && `
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-quic',
-        '--no-first-run',
-      ],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1366, height: 860 } });
     page.setDefaultTimeout(GUARD_MS);
     const problems: string[] = [];

@@ -1,43 +1,22 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { SMTPServer } from 'smtp-server';
 import { createMailer } from '../../src/reception/mailer.js';
 import { silentLogger } from '../../src/util/log.js';
 import { freePort } from '../helpers/ports.js';
+import { type SmtpListener, startSmtpListener } from '../helpers/smtp.js';
 
-const received: { to: string[]; body: string }[] = [];
-let server: SMTPServer;
-let port: number;
+let smtp: SmtpListener;
 
 before(async () => {
-  port = await freePort();
-  server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData(stream, session, done) {
-      let body = '';
-      stream.on('data', (d: Buffer) => {
-        body += d.toString();
-      });
-      stream.on('end', () => {
-        received.push({ to: session.envelope.rcptTo.map((r) => r.address), body });
-        done();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  smtp = await startSmtpListener();
 });
 
 after(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await smtp.close();
 });
 
 test('sends the ticket link to a real SMTP listener', async () => {
-  const mailer = createMailer(
-    { smtp: `smtp://127.0.0.1:${port}`, from: 'downloads@example.com' },
-    silentLogger,
-  );
+  const mailer = createMailer({ smtp: smtp.url, from: 'downloads@example.com' }, silentLogger);
   await mailer.sendTicketLink({
     to: 'buyer@example.com',
     item: '/apps/x.bin',
@@ -46,7 +25,7 @@ test('sends the ticket link to a real SMTP listener', async () => {
   });
   mailer.close();
   assert.equal(mailer.stats.sent, 1);
-  const mail = received.at(-1);
+  const mail = smtp.mails.at(-1);
   assert.deepEqual(mail?.to, ['buyer@example.com']);
   assert.match(mail?.body ?? '', /http:\/\/127\.0\.0\.1:1\/t\/abc\/apps\/x\.bin/);
 });

@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { SMTPServer } from 'smtp-server';
-import { freePort } from '../helpers/ports.js';
+import { type SmtpListener, startSmtpListener } from '../helpers/smtp.js';
 import { type ApiJson, type Cluster, postOrder, rawGet, startCluster, until } from './reception-cluster.js';
 
 const ITEM = '/apps/editor-2.1.bin';
@@ -16,27 +15,10 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('reception end to end', { timeout: 180_000 }, () => {
   let c: Cluster;
-  let smtp: SMTPServer;
-  const mails: { to: string[]; body: string }[] = [];
+  let smtp: SmtpListener;
 
   before(async () => {
-    const smtpPort = await freePort();
-    smtp = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      onData(stream, session, done) {
-        let body = '';
-        stream.on('data', (d: Buffer) => {
-          body += d.toString();
-        });
-        stream.on('end', () => {
-          mails.push({ to: session.envelope.rcptTo.map((r) => r.address), body });
-          done();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => smtp.listen(smtpPort, '127.0.0.1', resolve));
+    smtp = await startSmtpListener();
     c = await startCluster({
       servers: 3,
       items: { [ITEM]: BYTES, '/docs/readme.txt': 'hello\n' },
@@ -44,14 +26,14 @@ describe('reception end to end', { timeout: 180_000 }, () => {
         trustProxy: ['127.0.0.1'],
         rateLimit: { perSecond: 20, burst: 40 },
         monitor: { intervalMs: 100, timeoutMs: 2000, failuresBeforeDown: 3 },
-        mail: { smtp: `smtp://127.0.0.1:${smtpPort}`, from: 'downloads@example.com' },
+        mail: { smtp: smtp.url, from: 'downloads@example.com' },
       },
     });
   });
 
   after(async () => {
     await c?.stop();
-    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    await smtp.close();
   });
 
   it('sends a browser 303 to a ticket URL that downloads the item', async () => {
@@ -145,8 +127,8 @@ describe('reception end to end', { timeout: 180_000 }, () => {
   it('mails the ticket link when an e-mail address is given', async () => {
     const r = await postOrder(c.pub, { item: '/docs/readme.txt', email: 'buyer@example.com' });
     assert.equal(r.status, 201);
-    await until(() => mails.some((m) => m.to.includes('buyer@example.com')), 30_000, 'the mail');
-    const mail = mails.find((m) => m.to.includes('buyer@example.com'))!;
+    await until(() => smtp.mails.some((m) => m.to.includes('buyer@example.com')), 30_000, 'the mail');
+    const mail = smtp.mails.find((m) => m.to.includes('buyer@example.com'))!;
     // Quoted-printable wraps long lines with "=" soft breaks and encodes "=" itself.
     const text = mail.body.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
     assert.ok(text.includes(r.json.ticket.url), 'the mail carries the ticket URL');
