@@ -15,7 +15,7 @@ export const ERRORS = {
   method_not_allowed: { status: 405, message: 'Method not allowed.' },
   idempotency_conflict: { status: 409, message: 'This Idempotency-Key was used for another item.' },
   ticket_limit_reached: { status: 409, message: 'This order has had its maximum number of tickets.' },
-  order_closed: { status: 409, message: 'This order is fulfilled; it needs no fresh ticket.' },
+  order_closed: { status: 409, message: 'This order was revoked; it takes no fresh ticket.' },
   body_too_large: { status: 413, message: 'The request body is over 16 KiB.' },
   unsupported_media_type: {
     status: 415,

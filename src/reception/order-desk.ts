@@ -119,7 +119,6 @@ export function buildOrderDesk(deps: {
         continue;
       }
       if (result.kind === 'ticket_limit') return { code: 'ticket_limit_reached' };
-      if (result.kind === 'order_closed') return { code: 'order_closed' };
       if (result.kind === 'unknown_order') return { code: 'unknown_order' };
       ledger.reserved(result.ticket);
       for (const t of result.order.tickets) {
@@ -257,7 +256,6 @@ export function buildOrderDesk(deps: {
       try {
         const order = await store.getOrder(orderId);
         if (!order) return { kind: 'error', code: 'unknown_order' };
-        if (order.status === 'fulfilled') return { kind: 'error', code: 'order_closed' };
         if (order.tickets.some((t) => t.status === 'revoked')) {
           return { kind: 'error', code: 'order_closed', message: 'This order was revoked.' };
         }

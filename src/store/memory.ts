@@ -145,7 +145,7 @@ export function createMemoryStore(): Store {
       let own = 0;
       for (const t of order.tickets) if (t.server === input.server && isOutstanding(t.status)) own++;
       const verdict = reserveVerdict(
-        { status: order.status, ticketCount: order.tickets.length },
+        { ticketCount: order.tickets.length },
         (onServer?.size ?? 0) - own,
         limits,
       );

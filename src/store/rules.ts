@@ -34,19 +34,19 @@ export function orderStatusOf(tickets: readonly { status: TicketStatus }[]): Ord
   return 'lapsed';
 }
 
-export type ReserveVerdict = 'ok' | 'full' | 'ticket_limit' | 'order_closed';
+export type ReserveVerdict = 'ok' | 'full' | 'ticket_limit';
 
 /**
- * `outstandingElsewhere` counts the server's outstanding tickets that do NOT belong to this order:
+ * A fulfilled order may take a fresh ticket too (CONTRACT §3: the end of its download was lost);
+ * it stays fulfilled, and `maxTicketsPerOrder` bounds how often. `outstandingElsewhere` counts the server's outstanding tickets that do NOT belong to this order:
  * the order's own outstanding tickets lapse in the same step, so they must not keep it out of a
  * server they are about to leave (capacity still holds after the step).
  */
 export function reserveVerdict(
-  order: { status: OrderStatus; ticketCount: number },
+  order: { ticketCount: number },
   outstandingElsewhere: number,
   limits: ReserveLimits,
 ): ReserveVerdict {
-  if (order.status === 'fulfilled') return 'order_closed';
   if (order.ticketCount >= limits.maxTicketsPerOrder) return 'ticket_limit';
   if (outstandingElsewhere + limits.untracked >= limits.capacity) return 'full';
   return 'ok';

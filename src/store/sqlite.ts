@@ -458,7 +458,7 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
       let own = 0;
       for (const t of order.tickets) if (t.server === input.server && isOutstanding(t.status)) own++;
       const verdict = reserveVerdict(
-        { status: order.status, ticketCount: order.tickets.length },
+        { ticketCount: order.tickets.length },
         (byServer.get(input.server)?.size ?? 0) - own,
         limits,
       );

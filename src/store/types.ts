@@ -81,7 +81,6 @@ export type ReserveResult =
   | { kind: 'reserved'; order: OrderRecord; ticket: TicketRecord }
   | { kind: 'full' }
   | { kind: 'ticket_limit' }
-  | { kind: 'order_closed' }
   | { kind: 'unknown_order' };
 
 export type TransferEventType = 'started' | 'fulfilled' | 'abandoned';
@@ -113,10 +112,11 @@ export interface Store {
   getOrder(orderId: string): Promise<OrderRecord | undefined>;
 
   /**
-   * Atomically: if the order exists, is not fulfilled, has fewer than `maxTicketsPerOrder`
+   * Atomically: if the order exists, has fewer than `maxTicketsPerOrder`
    * tickets, and the server's outstanding tickets + `untracked` < `capacity`, insert the ticket
    * (status `issued`) and set the order `ticketed`. Earlier outstanding tickets of the order are
-   * marked `lapsed` (a fresh ticket replaces them).
+   * marked `lapsed` (a fresh ticket replaces them). A fulfilled order may take one too (CONTRACT §3:
+   * the end of its download was lost); it stays fulfilled.
    */
   reserveTicket(
     ticket: Omit<TicketRecord, 'status' | 'delivered'>,

@@ -510,6 +510,45 @@ describe('reception app (inject, fake content servers)', () => {
     assert.equal(unknown.statusCode, 404);
   });
 
+  it('a fulfilled order whose last bytes were lost gets a fresh ticket and stays fulfilled (CONTRACT §3)', async () => {
+    const h = await harness();
+    await h.reception.monitor.pollAll();
+    const r = await h.order({ item: '/x.bin' });
+    const t = r.json.ticket;
+    const done = await h.reception.internalApp.inject({
+      method: 'POST',
+      url: '/events',
+      headers: { authorization: `Bearer ${h.token}` },
+      payload: {
+        serverId: t.server,
+        events: [
+          {
+            id: 'e1',
+            type: 'fulfilled',
+            jti: t.id,
+            oid: r.json.orderId,
+            path: '/x.bin',
+            at: Date.now(),
+            delivered: 10,
+            size: 10,
+          },
+        ],
+      },
+    });
+    assert.equal(done.statusCode, 200);
+    const before = await h.reception.publicApp.inject(`/api/orders/${r.json.orderId}`);
+    assert.equal(before.json().status, 'fulfilled');
+    const fresh = await h.reception.publicApp.inject({
+      method: 'POST',
+      url: `/api/orders/${r.json.orderId}/tickets`,
+    });
+    assert.equal(fresh.statusCode, 201);
+    assert.equal(fresh.json().orderId, r.json.orderId);
+    const after = await h.reception.publicApp.inject(`/api/orders/${r.json.orderId}`);
+    assert.equal(after.json().status, 'fulfilled');
+    assert.equal(after.json().tickets.length, 2);
+  });
+
   it('takes a down server out after failuresBeforeDown polls and sends orders to the others', async () => {
     const h = await harness({ reception: { monitor: { failuresBeforeDown: 2, intervalMs: 50 } } });
     await h.reception.monitor.pollAll();

@@ -6,7 +6,6 @@ local capacity, untracked, max_tickets = tonumber(ARGV[3]), tonumber(ARGV[4]), t
 
 local o = load_order(t.orderId)
 if not o then return { 'unknown_order' } end
-if order_status(o.tickets) == 'fulfilled' then return { 'order_closed' } end
 if #o.tickets >= max_tickets then return { 'ticket_limit' } end
 -- The order's own outstanding tickets on this server lapse below, so they do not count.
 local own = 0
