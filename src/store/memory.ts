@@ -10,6 +10,7 @@ import {
   EVENT_ID_MAX,
   EVENT_ID_RETENTION_MS,
   isOutstanding,
+  newTicket,
   orderStatusOf,
   reserveVerdict,
 } from './rules.js';
@@ -142,28 +143,11 @@ export function createMemoryStore(): Store {
       const order = orders.get(input.orderId);
       if (!order) return { kind: 'unknown_order' };
       const onServer = outstandingByServer.get(input.server);
-      let own = 0;
-      for (const t of order.tickets) if (t.server === input.server && isOutstanding(t.status)) own++;
-      const verdict = reserveVerdict(
-        { ticketCount: order.tickets.length },
-        (onServer?.size ?? 0) - own,
-        limits,
-      );
+      const verdict = reserveVerdict(order, input.server, onServer?.size ?? 0, limits);
       if (verdict !== 'ok') return { kind: verdict };
       if (orderOfTicket.has(input.id)) throw new Error(`ticket id ${input.id} already exists`);
       for (let i = 0; i < order.tickets.length; i++) endOutstanding(order, i, 'lapsed', input.issuedAt);
-      const ticket: TicketRecord = {
-        id: input.id,
-        orderId: input.orderId,
-        server: input.server,
-        url: input.url,
-        issuedAt: input.issuedAt,
-        notBefore: input.notBefore,
-        expiresAt: input.expiresAt,
-        claimBy: input.claimBy,
-        status: 'issued',
-        delivered: 0,
-      };
+      const ticket = newTicket(input);
       order.tickets.push(ticket);
       order.status = orderStatusOf(order.tickets);
       orderOfTicket.set(ticket.id, order.id);

@@ -37,19 +37,39 @@ export function orderStatusOf(tickets: readonly { status: TicketStatus }[]): Ord
 export type ReserveVerdict = 'ok' | 'full' | 'ticket_limit';
 
 /**
- * A fulfilled order may take a fresh ticket too (CONTRACT §3: the end of its download was lost);
- * it stays fulfilled, and `maxTicketsPerOrder` bounds how often. `outstandingElsewhere` counts the server's outstanding tickets that do NOT belong to this order:
- * the order's own outstanding tickets lapse in the same step, so they must not keep it out of a
- * server they are about to leave (capacity still holds after the step).
+ * Whether a reservation may go ahead. A fulfilled order may take a fresh ticket too (CONTRACT §3:
+ * the end of its download was lost); it stays fulfilled, and `maxTicketsPerOrder` bounds how
+ * often. The order's own outstanding tickets on the server do not count against it: they lapse in
+ * the same step, so they must not keep it out of a server they are about to leave (capacity still
+ * holds after the step).
  */
 export function reserveVerdict(
-  order: { ticketCount: number },
-  outstandingElsewhere: number,
+  order: { tickets: readonly { server: string; status: TicketStatus }[] },
+  server: string,
+  outstandingOnServer: number,
   limits: ReserveLimits,
 ): ReserveVerdict {
-  if (order.ticketCount >= limits.maxTicketsPerOrder) return 'ticket_limit';
-  if (outstandingElsewhere + limits.untracked >= limits.capacity) return 'full';
+  if (order.tickets.length >= limits.maxTicketsPerOrder) return 'ticket_limit';
+  let own = 0;
+  for (const t of order.tickets) if (t.server === server && isOutstanding(t.status)) own++;
+  if (outstandingOnServer - own + limits.untracked >= limits.capacity) return 'full';
   return 'ok';
+}
+
+/** The ticket a reservation inserts: the known fields only (nothing extra a caller passed), issued. */
+export function newTicket(input: Omit<TicketRecord, 'status' | 'delivered'>): TicketRecord {
+  return {
+    id: input.id,
+    orderId: input.orderId,
+    server: input.server,
+    url: input.url,
+    issuedAt: input.issuedAt,
+    notBefore: input.notBefore,
+    expiresAt: input.expiresAt,
+    claimBy: input.claimBy,
+    status: 'issued',
+    delivered: 0,
+  };
 }
 
 export interface EventStep {

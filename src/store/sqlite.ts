@@ -33,6 +33,7 @@ import {
   EVENT_ID_MAX,
   EVENT_ID_RETENTION_MS,
   isOutstanding,
+  newTicket,
   orderStatusOf,
   reserveVerdict,
 } from './rules.js';
@@ -455,26 +456,9 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     async reserveTicket(input, limits): Promise<ReserveResult> {
       const order = readOrder(input.orderId);
       if (!order) return { kind: 'unknown_order' };
-      let own = 0;
-      for (const t of order.tickets) if (t.server === input.server && isOutstanding(t.status)) own++;
-      const verdict = reserveVerdict(
-        { ticketCount: order.tickets.length },
-        (byServer.get(input.server)?.size ?? 0) - own,
-        limits,
-      );
+      const verdict = reserveVerdict(order, input.server, byServer.get(input.server)?.size ?? 0, limits);
       if (verdict !== 'ok') return { kind: verdict };
-      const ticket: TicketRecord = {
-        id: input.id,
-        orderId: input.orderId,
-        server: input.server,
-        url: input.url,
-        issuedAt: input.issuedAt,
-        notBefore: input.notBefore,
-        expiresAt: input.expiresAt,
-        claimBy: input.claimBy,
-        status: 'issued',
-        delivered: 0,
-      };
+      const ticket = newTicket(input);
       let ended: TicketRecord[];
       try {
         ended = reserveTx.immediate(order, ticket);
