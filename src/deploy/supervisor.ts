@@ -83,6 +83,11 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
       env: opts.env ?? process.env,
       // The IPC channel is only a lifeline: `orphan-guard.ts` stops the child when it closes.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // A process group of its own: a terminal's Ctrl-C (sent to the whole foreground group) then
+      // reaches only the supervisor, which stops each child with ONE SIGTERM. Without it every
+      // child got the SIGINT and then the supervisor's SIGTERM, took that as a second signal, and
+      // cut its graceful shutdown short.
+      detached: true,
     });
     slot.child = child;
     slot.startedAt = now();

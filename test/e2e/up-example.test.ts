@@ -47,9 +47,10 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startUp(base: number): Promise<Proc> {
+async function startUp(base: number, detached = false): Promise<Proc> {
   const up = startRushgate(['up'], {
     cwd: dir,
+    detached,
     env: { RUSHGATE_DATA_DIR: path.join(dir, 'data'), RUSHGATE_EXAMPLE_BASE_PORT: String(base) },
   });
   await waitUntil(
@@ -118,12 +119,15 @@ test('npm start: a fresh folder gets a working example deployment, and SIGTERM s
     'every child has stopped',
   );
 
-  // A restart reuses the data folder: same secrets, nothing generated again.
+  // A restart reuses the data folder: same secrets, nothing generated again. This time it is
+  // stopped the way a terminal's Ctrl-C does it: SIGINT to the whole process group, which must
+  // still be ONE graceful stop for every child, not a "second signal" that cuts it short.
   const secrets = readFileSync(path.join(dir, 'data', 'secrets.yaml'), 'utf8');
   base = await freeBase();
-  up = await startUp(base);
-  up.child.kill('SIGTERM');
+  up = await startUp(base, true);
+  process.kill(-up.child.pid!, 'SIGINT');
   assert.equal(await up.exited, 0, up.output());
+  assert.doesNotMatch(up.output(), /second signal|cut short|did not stop/);
   assert.equal(readFileSync(path.join(dir, 'data', 'secrets.yaml'), 'utf8'), secrets);
   assert.doesNotMatch(up.output(), /\[up\] created /);
 });

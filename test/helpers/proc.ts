@@ -23,11 +23,16 @@ process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-export function startRushgate(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+export function startRushgate(
+  args: string[],
+  /** `detached`: a process group of its own, so a test can signal the group as a terminal would. */
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; detached?: boolean } = {},
+): Proc {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
   });
   live.add(child);
   let out = '';
