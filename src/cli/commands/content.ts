@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { onShutdownSignals } from '../../util/signals.js';
 
 interface ContentOptions {
   config: string;
@@ -38,19 +39,20 @@ export function registerContentCommand(program: Command): void {
       const logger = createLogger(`content:${opts.id}`);
       const server = buildContentServer({ config, serverId: opts.id, clock: systemClock, logger });
 
-      let signalled: NodeJS.Signals | null = null;
       const stopped = new Promise<void>((resolve) => {
-        const onSignal = (signal: NodeJS.Signals) => {
-          if (signalled) logger.warn({ signal }, 'second signal: cutting the grace period short');
-          signalled = signal;
-          server.stop(grace * 1000).then(resolve, (err: unknown) => {
+        const stop = (graceMs: number) =>
+          server.stop(graceMs).then(resolve, (err: unknown) => {
             logger.error({ err }, 'shutdown failed');
             process.exitCode = 1;
             resolve();
           });
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
+        onShutdownSignals({
+          stop: () => stop(grace * 1000),
+          force: (signal) => {
+            logger.warn({ signal }, 'second signal: cutting the grace period short');
+            stop(0);
+          },
+        });
       });
 
       try {

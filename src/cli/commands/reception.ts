@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { onShutdownSignals } from '../../util/signals.js';
 
 /** A shutdown taking longer than this (a stuck client) is cut short. */
 const STOP_GRACE_MS = 10_000;
@@ -43,17 +44,14 @@ export function registerReceptionCommand(program: Command): void {
         if (err instanceof ListenError) throw new UsageError(err.message);
         throw err;
       }
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGTERM', () => resolve('SIGTERM'));
-        process.once('SIGINT', () => resolve('SIGINT'));
-      });
-      logger.info({ signal }, 'reception shutting down');
       const force = () => {
         logger.warn('shutdown cut short');
         process.exit(1);
       };
-      process.once('SIGTERM', force);
-      process.once('SIGINT', force);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        onShutdownSignals({ stop: resolve, force });
+      });
+      logger.info({ signal }, 'reception shutting down');
       const timer = setTimeout(force, STOP_GRACE_MS);
       timer.unref();
       await reception.stop();

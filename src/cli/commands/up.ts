@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { onShutdownSignals } from '../../util/signals.js';
 
 interface UpFlags {
   config?: string;
@@ -44,7 +45,6 @@ folder, so a restart reuses them. Environment: RUSHGATE_DATA_DIR, RUSHGATE_EXAMP
           '--data-dir and --base-port apply to the example deployment only, not with --config',
         );
 
-      let signalled = 0;
       let onShutdown: (why: string) => void = () => {};
       let onForce: (why: string) => void = () => {};
       const shutdownRequested = new Promise<string>((r) => {
@@ -53,13 +53,7 @@ folder, so a restart reuses them. Environment: RUSHGATE_DATA_DIR, RUSHGATE_EXAMP
       const forceRequested = new Promise<string>((r) => {
         onForce = r;
       });
-      const onSignal = (sig: NodeJS.Signals) => {
-        signalled++;
-        if (signalled === 1) onShutdown(sig);
-        else onForce(sig);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+      const unsubscribe = onShutdownSignals({ stop: (sig) => onShutdown(sig), force: (sig) => onForce(sig) });
       // A closed terminal or pipe (`rushgate up | head`) must not take the supervisor down with it:
       // its children would be left without anyone to stop them.
       const ignore = () => {};
@@ -85,8 +79,7 @@ folder, so a restart reuses them. Environment: RUSHGATE_DATA_DIR, RUSHGATE_EXAMP
           },
         );
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        unsubscribe();
       }
     });
 }
