@@ -21,7 +21,8 @@ export interface ContentMetrics {
   registry: Registry;
   /** Answers on the public port, by HTTP status and code (`ok`, `partial` or an error code). */
   answered(status: number, code: string): void;
-  bytesSent: Counter;
+  /** Item bytes written to connections (counted here, handed to prom-client at scrape time). */
+  addBytesSent(n: number): void;
   fulfilled: Counter;
   eventsSent: Counter;
   eventsDropped: Counter;
@@ -34,14 +35,34 @@ export function buildContentMetrics(serverId: string, sources: MetricSources): C
   registry.setDefaultLabels({ server: serverId });
   collectDefaultMetrics({ register: registry, prefix: 'rushgate_content_' });
 
-  const answers = new Counter({
+  // The request path only bumps plain numbers; they reach prom-client at scrape time (`collect`).
+  // A prom-client `inc` — even on a cached labelled child — hashes and validates labels on every
+  // call, once or twice per request on a rush of small downloads.
+  const answerCounts = new Map<string, { status: string; code: string; n: number }>();
+  let bytesPending = 0;
+  new Counter({
     name: 'rushgate_content_answers_total',
     help: 'Answers on the public port, by status and code.',
     labelNames: ['status', 'code'] as const,
     registers: [registry],
+    collect() {
+      for (const a of answerCounts.values()) {
+        if (a.n === 0) continue;
+        this.inc({ status: a.status, code: a.code }, a.n);
+        a.n = 0;
+      }
+    },
   });
-  // Label children cached: looking them up by object costs more than the increment itself.
-  const children = new Map<string, ReturnType<typeof answers.labels>>();
+  new Counter({
+    name: 'rushgate_content_bytes_sent_total',
+    help: 'Item bytes written to connections.',
+    registers: [registry],
+    collect() {
+      if (bytesPending === 0) return;
+      this.inc(bytesPending);
+      bytesPending = 0;
+    },
+  });
 
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
@@ -69,18 +90,13 @@ export function buildContentMetrics(serverId: string, sources: MetricSources): C
     registry,
     answered(status, code) {
       const key = `${status} ${code}`;
-      let child = children.get(key);
-      if (!child) {
-        child = answers.labels(String(status), code);
-        children.set(key, child);
-      }
-      child.inc();
+      const a = answerCounts.get(key);
+      if (a) a.n++;
+      else answerCounts.set(key, { status: String(status), code, n: 1 });
     },
-    bytesSent: new Counter({
-      name: 'rushgate_content_bytes_sent_total',
-      help: 'Item bytes written to connections.',
-      registers: [registry],
-    }),
+    addBytesSent(n) {
+      bytesPending += n;
+    },
     fulfilled: new Counter({
       name: 'rushgate_content_fulfilled_total',
       help: 'Tickets whose every byte was delivered.',

@@ -98,6 +98,33 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
     metrics.answered(status, code);
   }
 
+  // The headers of a whole-item 200 depend on the item alone: built once per catalog item (a
+  // rescan makes new item objects, so a changed file never meets stale headers) and handed to
+  // `writeHead` as is — Node reads, never mutates, the object given when no header was set before.
+  const fullHeaders = new WeakMap<CatalogItem, OutgoingHttpHeaders>();
+  function baseHeaders(item: CatalogItem): OutgoingHttpHeaders {
+    const headers: OutgoingHttpHeaders = {
+      'Accept-Ranges': 'bytes',
+      ETag: item.etag,
+      'Last-Modified': item.lastModified,
+      'Content-Disposition': item.contentDisposition,
+      'Repr-Digest': item.reprDigest,
+      'X-Content-Type-Options': 'nosniff',
+    };
+    if (ticketed) headers['Cache-Control'] = 'private, no-store';
+    return headers;
+  }
+  function wholeItemHeaders(item: CatalogItem): OutgoingHttpHeaders {
+    let headers = fullHeaders.get(item);
+    if (!headers) {
+      headers = baseHeaders(item);
+      headers['Content-Length'] = item.size;
+      headers['Content-Type'] = PART_CONTENT_TYPE;
+      fullHeaders.set(item, headers);
+    }
+    return headers;
+  }
+
   function eventOf(type: TransferEvent['type'], claims: TicketClaims, size: number, delivered: number) {
     return { type, jti: claims.jti, oid: claims.oid, path: claims.path, at: clock.now(), delivered, size };
   }
@@ -115,15 +142,11 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
       { etag: item.etag, lastModifiedMs: item.mtimeMs },
       range?.includes(',') ? randomBytes(12).toString('hex') : '',
     );
-    const headers: OutgoingHttpHeaders = {
-      'Accept-Ranges': 'bytes',
-      ETag: item.etag,
-      'Last-Modified': item.lastModified,
-      'Content-Disposition': item.contentDisposition,
-      'Repr-Digest': item.reprDigest,
-      'X-Content-Type-Options': 'nosniff',
-    };
-    if (ticketed) headers['Cache-Control'] = 'private, no-store';
+    if (plan.kind === 'full') {
+      answerPlanned(req, res, item, claims, plan, wholeItemHeaders(item));
+      return;
+    }
+    const headers = baseHeaders(item);
     if (plan.kind === 'unsatisfiable') {
       refuse(req, res, 'range_not_satisfiable', { ...headers, 'Content-Range': plan.contentRange });
       return;
@@ -132,7 +155,18 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
     if (plan.kind === 'multi') headers['Content-Type'] = plan.contentType;
     else headers['Content-Type'] = PART_CONTENT_TYPE;
     if (plan.kind === 'single') headers['Content-Range'] = plan.contentRange;
+    answerPlanned(req, res, item, claims, plan, headers);
+  }
 
+  /** Answers a planned 200/206 whose headers are complete: HEAD, one write from memory, or a stream. */
+  function answerPlanned(
+    req: IncomingMessage,
+    res: ServerResponse,
+    item: CatalogItem,
+    claims: TicketClaims | null,
+    plan: Exclude<RangePlan, { kind: 'unsatisfiable' }>,
+    headers: OutgoingHttpHeaders,
+  ): void {
     if (req.method === 'HEAD') {
       res.writeHead(plan.status, headers);
       res.end();
@@ -160,7 +194,7 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
       const t = clock.now();
       const n = end - start;
       deps.throughput.add(n, t);
-      metrics.bytesSent.inc(n);
+      metrics.addBytesSent(n);
       if (!claims) return;
       const r = ledger.recordBytes(claims.jti, start, end, t);
       if (r.fulfilled) fulfil(claims, item.size, r.delivered, r.durationMs ?? 0);
