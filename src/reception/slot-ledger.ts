@@ -93,29 +93,28 @@ export class SlotLedger {
     this.journal = undefined;
   }
 
-  /** Replaces the mirror with the store's view, then replays what changed during the read. */
-  refresh(outstanding: ReadonlyMap<string, ReadonlySet<string>>, now: number): void {
+  /**
+   * Replaces the mirror with the store's view, then replays what changed during the read. The
+   * sets become the mirror's own (`store.outstanding()` makes fresh ones on every call): copying
+   * tens of thousands of ids every monitor interval was most of this method's cost.
+   */
+  refresh(outstanding: Map<string, Set<string>>, now: number): void {
     const journal = this.journal ?? [];
     this.journal = undefined;
     this.byServer.clear();
-    const keep = new Set<string>();
     for (const [server, ids] of outstanding) {
-      this.byServer.set(server, new Set(ids));
+      this.byServer.set(server, ids);
       for (const id of ids) {
-        keep.add(id);
         if (!this.known.has(id)) this.known.set(id, { server, issuedAt: now });
       }
     }
     for (const { op, server, id } of journal) {
-      if (op === 'add') {
-        this.setOf(server).add(id);
-        keep.add(id);
-      } else {
-        this.byServer.get(server)?.delete(id);
-        keep.delete(id);
-      }
+      if (op === 'add') this.setOf(server).add(id);
+      else this.byServer.get(server)?.delete(id);
     }
-    for (const id of this.known.keys()) if (!keep.has(id)) this.known.delete(id);
+    // This runs every monitor interval over every outstanding ticket (tens of thousands in a
+    // rush): the per-server sets just rebuilt say what to keep, without a second set of all ids.
+    for (const [id, k] of this.known) if (!this.byServer.get(k.server)?.has(id)) this.known.delete(id);
     this.pruneFreed(now, false);
   }
 
