@@ -10,6 +10,7 @@ import {
   EVENT_ID_MAX,
   EVENT_ID_RETENTION_MS,
   isOutstanding,
+  newOrder,
   newTicket,
   orderStatusOf,
   reserveVerdict,
@@ -113,17 +114,8 @@ export function createMemoryStore(): Store {
         }
       }
       if (orders.has(input.id)) throw new Error(`order id ${input.id} already exists`);
-      const order: OrderRecord = {
-        id: input.id,
-        item: input.item,
-        status: 'waiting',
-        createdAt: input.createdAt,
-        clientAddress: input.clientAddress,
-        tickets: [],
-      };
-      if (input.email !== undefined) order.email = input.email;
+      const order = newOrder(input);
       if (input.idempotencyKey !== undefined) {
-        order.idempotencyKey = input.idempotencyKey;
         idempotency.delete(input.idempotencyKey);
         idempotency.set(input.idempotencyKey, {
           orderId: input.id,

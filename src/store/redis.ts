@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
-import { EVENT_ID_RETENTION_MS } from './rules.js';
+import { EVENT_ID_RETENTION_MS, newOrder, newTicket } from './rules.js';
 import type {
   AppliedEvent,
   CreateOrderResult,
@@ -142,16 +142,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
 
   return {
     async createOrder(input, idempotencyTtlMs): Promise<CreateOrderResult> {
-      const order: OrderRecord = {
-        id: input.id,
-        item: input.item,
-        status: 'waiting',
-        createdAt: input.createdAt,
-        clientAddress: input.clientAddress,
-        ...(input.email === undefined ? {} : { email: input.email }),
-        ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
-        tickets: [],
-      };
+      const order = newOrder(input);
       const [kind, raw] = (await run(
         'create_order',
         JSON.stringify(order),
@@ -168,16 +159,8 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
     },
 
     async reserveTicket(input, limits): Promise<ReserveResult> {
-      const ticket = {
-        id: input.id,
-        orderId: input.orderId,
-        server: input.server,
-        url: input.url,
-        issuedAt: input.issuedAt,
-        notBefore: input.notBefore,
-        expiresAt: input.expiresAt,
-        claimBy: input.claimBy,
-      };
+      // The script sets status and delivered itself; the rest is the same ticket as elsewhere.
+      const ticket = newTicket(input);
       const [kind, raw] = (await run(
         'reserve_ticket',
         JSON.stringify(ticket),

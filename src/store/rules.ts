@@ -5,7 +5,15 @@
  * `sqlite:` backends call these inside their atomic step, and the Redis Lua scripts (`lua/`)
  * implement the same rules line for line, so every backend behaves alike: change both together.
  */
-import type { OrderStatus, ReserveLimits, TicketRecord, TicketStatus, TransferEventType } from './types.js';
+import type {
+  NewOrder,
+  OrderRecord,
+  OrderStatus,
+  ReserveLimits,
+  TicketRecord,
+  TicketStatus,
+  TransferEventType,
+} from './types.js';
 
 /** How long (and how many) transfer-event ids are remembered for idempotency. */
 export const EVENT_ID_RETENTION_MS = 60 * 60 * 1000;
@@ -54,6 +62,21 @@ export function reserveVerdict(
   for (const t of order.tickets) if (t.server === server && isOutstanding(t.status)) own++;
   if (outstandingOnServer - own + limits.untracked >= limits.capacity) return 'full';
   return 'ok';
+}
+
+/** A new order as every backend records it: no tickets yet, so `waiting`. */
+export function newOrder(input: NewOrder): OrderRecord {
+  const order: OrderRecord = {
+    id: input.id,
+    item: input.item,
+    status: 'waiting',
+    createdAt: input.createdAt,
+    clientAddress: input.clientAddress,
+    tickets: [],
+  };
+  if (input.email !== undefined) order.email = input.email;
+  if (input.idempotencyKey !== undefined) order.idempotencyKey = input.idempotencyKey;
+  return order;
 }
 
 /** The ticket a reservation inserts: the known fields only (nothing extra a caller passed), issued. */

@@ -33,6 +33,7 @@ import {
   EVENT_ID_MAX,
   EVENT_ID_RETENTION_MS,
   isOutstanding,
+  newOrder,
   newTicket,
   orderStatusOf,
   reserveVerdict,
@@ -410,16 +411,7 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
       q.putIdempotency.run(input.idempotencyKey, input.id, input.createdAt + ttl);
     }
     // Built rather than read back: a new order is exactly what was inserted, with no tickets.
-    const order: OrderRecord = {
-      id: input.id,
-      item: input.item,
-      status: 'waiting',
-      createdAt: input.createdAt,
-      clientAddress: input.clientAddress,
-      tickets: [],
-    };
-    if (input.email !== undefined) order.email = input.email;
-    if (input.idempotencyKey !== undefined) order.idempotencyKey = input.idempotencyKey;
+    const order = newOrder(input);
     return { kind: 'created', order };
   });
 
