@@ -24,9 +24,10 @@ import { splitPrefix } from '../../src/store/redis.js';
 import { makeDeployment, type TestDeployment } from '../helpers/deployment.js';
 import { freePort, freePorts } from '../helpers/ports.js';
 import { type Proc, runRushgate, startRushgate, waitForHttp } from '../helpers/proc.js';
+import { deleteKeys, REDIS_URL } from '../helpers/redis.js';
 import { type ApiJson, postOrder, until } from './reception-cluster.js';
 
-const REDIS_BASE = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_BASE = REDIS_URL;
 /** REDIS_URL with a database number: the one it names, else `/0`. */
 const REDIS_DB_URL = (() => {
   const u = new URL(REDIS_BASE);
@@ -83,17 +84,6 @@ async function redisClient(): Promise<Redis> {
     );
   }
   return redis;
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
-  let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
-  return deleted;
 }
 
 async function status(rec: Rec): Promise<StatusServer[]> {

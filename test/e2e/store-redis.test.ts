@@ -11,29 +11,21 @@ import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { openStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/log.js';
+import { deleteKeys, REDIS_URL } from '../helpers/redis.js';
 import { storeContract } from '../store-contract.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function deleteKeys(prefix: string): Promise<number> {
+async function deleteKeysOf(prefix: string): Promise<number> {
   const redis = new Redis(REDIS_URL, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
     retryStrategy: () => null,
   });
-  let deleted = 0;
   try {
     await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
+    return await deleteKeys(redis, prefix);
   } finally {
     redis.disconnect();
   }
-  return deleted;
 }
 
 function open(keyPrefix: string) {
@@ -48,7 +40,7 @@ storeContract('redis://', async () => {
     peer: () => open(keyPrefix),
     async cleanup() {
       await s.store.close();
-      await deleteKeys(keyPrefix);
+      await deleteKeysOf(keyPrefix);
     },
   };
   return s;
@@ -66,8 +58,8 @@ test('redis: keys live under the prefix and are all removed by cleanup', async (
   } finally {
     await store.close();
   }
-  assert.ok((await deleteKeys(keyPrefix)) >= 4);
-  assert.equal(await deleteKeys(keyPrefix), 0);
+  assert.ok((await deleteKeysOf(keyPrefix)) >= 4);
+  assert.equal(await deleteKeysOf(keyPrefix), 0);
 });
 
 test('redis: byte counts beyond 14 digits survive the Lua round trip exactly', async () => {
@@ -92,7 +84,7 @@ test('redis: byte counts beyond 14 digits survive the Lua round trip exactly', a
     assert.equal((await store.getOrder('o'))?.tickets[0]?.delivered, big);
   } finally {
     await store.close();
-    await deleteKeys(keyPrefix);
+    await deleteKeysOf(keyPrefix);
   }
 });
 
