@@ -19,6 +19,7 @@ import {
 import path from 'node:path';
 import { type DeploymentOptions, makeDeployment, type TestDeployment } from '../helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../helpers/proc.js';
+import { waitUntil } from '../helpers/wait.js';
 
 export interface StackOptions extends DeploymentOptions {
   /** Item path → content, written to every server, or to the servers listed in `on`. */
@@ -126,22 +127,7 @@ export function waitForItem(url: string, timeoutMs = 30_000): Promise<void> {
   );
 }
 
-export async function waitUntil(
-  check: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // Not there yet.
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { waitUntil };
 
 /** Changes bytes of an item in place, keeping its size, inode and mtime: disk corruption the catalog cannot see. */
 export function corruptInPlace(file: string): void {

@@ -7,6 +7,7 @@
 import { request } from 'node:http';
 import { type DeploymentOptions, makeDeployment, type TestDeployment } from '../helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../helpers/proc.js';
+import { waitUntil } from '../helpers/wait.js';
 
 export interface Cluster {
   d: TestDeployment;
@@ -60,7 +61,7 @@ export async function startCluster(
         [...content.entries()]
           .filter(([, p]) => p.child.exitCode === null && p.child.signalCode === null)
           .map(([id]) => id);
-      await until(
+      await waitUntil(
         async () => {
           const s = await cluster.status();
           return want.every((id) => s.find((x) => x.id === id)?.health === 'up');
@@ -86,24 +87,6 @@ export async function startCluster(
     throw new Error(`${(err as Error).message}\n--- reception\n${cluster.reception.output()}\n${logs}`);
   }
   return cluster;
-}
-
-/** Polls `check` until it holds; the deadline only guards against a hang. */
-export async function until(
-  check: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** The fields of the reception's JSON answers that tests read (a loose union of them). */

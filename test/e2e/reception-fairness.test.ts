@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type ApiJson, type Cluster, postOrder, startCluster, until } from './reception-cluster.js';
+import { waitUntil } from '../helpers/wait.js';
+import { type ApiJson, type Cluster, postOrder, startCluster } from './reception-cluster.js';
 
 describe('reception waiting line', { timeout: 180_000 }, () => {
   let c: Cluster;
@@ -44,7 +45,7 @@ describe('reception waiting line', { timeout: 180_000 }, () => {
     // The holder downloads; once the reception hears the transfer finished, the slot is free.
     const dl = await fetch(holder.json.ticket.url);
     assert.equal((await dl.arrayBuffer()).byteLength, 50_000);
-    await until(
+    await waitUntil(
       async () =>
         ((await (await fetch(`${c.pub}/api/orders/${holder.json.orderId}`)).json()) as ApiJson).status ===
         'fulfilled',

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type SmtpListener, startSmtpListener } from '../helpers/smtp.js';
-import { type ApiJson, type Cluster, postOrder, rawGet, startCluster, until } from './reception-cluster.js';
+import { waitUntil } from '../helpers/wait.js';
+import { type ApiJson, type Cluster, postOrder, rawGet, startCluster } from './reception-cluster.js';
 
 const ITEM = '/apps/editor-2.1.bin';
 const BYTES = randomBytes(300_000);
@@ -55,7 +56,7 @@ describe('reception end to end', { timeout: 180_000 }, () => {
     assert.ok(!Number.isNaN(Date.parse(r.json.ticket.expiresAt)));
     const dl = await fetch(r.json.ticket.url);
     assert.equal(sha(Buffer.from(await dl.arrayBuffer())), sha(BYTES));
-    await until(
+    await waitUntil(
       async () =>
         ((await (await fetch(`${c.pub}/api/orders/${r.json.orderId}`)).json()) as ApiJson).status ===
         'fulfilled',
@@ -127,7 +128,7 @@ describe('reception end to end', { timeout: 180_000 }, () => {
   it('mails the ticket link when an e-mail address is given', async () => {
     const r = await postOrder(c.pub, { item: '/docs/readme.txt', email: 'buyer@example.com' });
     assert.equal(r.status, 201);
-    await until(() => smtp.mails.some((m) => m.to.includes('buyer@example.com')), 30_000, 'the mail');
+    await waitUntil(() => smtp.mails.some((m) => m.to.includes('buyer@example.com')), 30_000, 'the mail');
     const mail = smtp.mails.find((m) => m.to.includes('buyer@example.com'))!;
     // Quoted-printable wraps long lines with "=" soft breaks and encodes "=" itself.
     const text = mail.body.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
@@ -178,7 +179,7 @@ describe('reception end to end', { timeout: 180_000 }, () => {
     await c.content.get(dead)!.kill('SIGKILL');
     // A killed server refuses connections at once: down after failuresBeforeDown polls (~0.3 s);
     // the deadline only guards against a hang.
-    await until(
+    await waitUntil(
       async () => (await c.status()).find((s) => s.id === dead)?.health === 'down',
       30_000,
       `${dead} down`,

@@ -25,7 +25,8 @@ import { makeDeployment, type TestDeployment } from '../helpers/deployment.js';
 import { freePort, freePorts } from '../helpers/ports.js';
 import { type Proc, runRushgate, startRushgate, waitForHttp } from '../helpers/proc.js';
 import { deleteKeys, REDIS_URL } from '../helpers/redis.js';
-import { type ApiJson, postOrder, until } from './reception-cluster.js';
+import { waitUntil } from '../helpers/wait.js';
+import { type ApiJson, postOrder } from './reception-cluster.js';
 
 const REDIS_BASE = REDIS_URL;
 /** REDIS_URL with a database number: the one it names, else `/0`. */
@@ -150,7 +151,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
   };
 
   const fulfilledAt = (rec: Rec, orderId: string) =>
-    until(
+    waitUntil(
       async () => (await getOrder(rec, orderId)).json.status === 'fulfilled',
       20_000,
       `order ${orderId} fulfilled as seen by reception ${rec.name}`,
@@ -210,7 +211,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     try {
       for (const rec of [r1, r2]) {
         await waitForHttp(`${rec.pub}/healthz`, { proc: rec.proc, timeoutMs: 60_000 });
-        await until(
+        await waitUntil(
           async () => {
             const s = await status(rec);
             return SERVERS.every((id) => {
@@ -283,7 +284,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     assert.equal(again.status, 409, 'reception 1 knows the order was revoked at 2');
     await again.arrayBuffer();
 
-    await until(
+    await waitUntil(
       async () => (await outstandingAt(r1)) === 0 && (await outstandingAt(r2)) === 0,
       20_000,
       'both receptions to see no outstanding ticket',
@@ -300,7 +301,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     }
     assert.deepEqual(fills.map((f) => f.ticket.server).sort(), SERVERS, 'one ticket per server');
     const on = (server: string) => fills.find((f) => f.ticket.server === server)!;
-    await until(
+    await waitUntil(
       async () => (await freeAt(r1)) === 0 && (await freeAt(r2)) === 0,
       20_000,
       'both receptions to see every slot taken',
@@ -321,7 +322,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     // The download on a is reported to reception 1; reception 2 sees the slot free via the store.
     await download(on('a').ticket.url);
     await fulfilledAt(r2, on('a').orderId);
-    await until(async () => (await freeAt(r2)) === 1, 20_000, 'reception 2 to see the freed slot');
+    await waitUntil(async () => (await freeAt(r2)) === 1, 20_000, 'reception 2 to see the freed slot');
 
     // The free slot is held for W1 (queued at 1): at 2, a newcomer and W2 are busy behind it.
     const newcomer = await postOrder(r2.pub, { item: ITEM });
@@ -342,7 +343,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     // The download on b is reported to reception 1; W2, busy at 2, is admitted at 2.
     await download(on('b').ticket.url);
     await fulfilledAt(r2, on('b').orderId);
-    await until(async () => (await freeAt(r2)) === 1, 20_000, 'reception 2 to see the freed slot');
+    await waitUntil(async () => (await freeAt(r2)) === 1, 20_000, 'reception 2 to see the freed slot');
     const w2in = await postOrder(r2.pub, { item: ITEM, queueToken: w2.json.queueToken });
     assert.equal(w2in.status, 201, JSON.stringify(w2in.json));
     assert.equal(w2in.json.ticket.server, 'b');
@@ -351,7 +352,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     // admits the newcomer (who queued at 2) into the slot it freed.
     await download(on(REPORTS_TO_2).ticket.url);
     await fulfilledAt(r1, on(REPORTS_TO_2).orderId);
-    await until(async () => (await freeAt(r1)) === 1, 20_000, 'reception 1 to see the freed slot');
+    await waitUntil(async () => (await freeAt(r1)) === 1, 20_000, 'reception 1 to see the freed slot');
     const newcomerIn = await postOrder(r1.pub, { item: ITEM, queueToken: newcomer.json.queueToken });
     assert.equal(newcomerIn.status, 201, JSON.stringify(newcomerIn.json));
     assert.equal(newcomerIn.json.ticket.server, REPORTS_TO_2);
@@ -364,7 +365,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
   });
 
   it(`gives exactly N tickets to a burst of 4×N orders split across both receptions`, async () => {
-    await until(
+    await waitUntil(
       async () => (await freeAt(r1)) === N && (await freeAt(r2)) === N,
       20_000,
       'both receptions to see every slot free',
@@ -391,7 +392,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
       positions.sort((x, y) => x - y),
       Array.from({ length: 3 * N }, (_, i) => i + 1),
     );
-    await until(
+    await waitUntil(
       async () => (await outstandingAt(r1)) === N && (await outstandingAt(r2)) === N,
       20_000,
       'both receptions to count N outstanding tickets',
