@@ -16,11 +16,11 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { makeDeployment } from '../test/helpers/deployment.js';
-import { freePort } from '../test/helpers/ports.js';
 import { type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
 
 const THROUGHPUT_CONNECTIONS = 64;
@@ -234,4 +234,16 @@ export async function runReceptionBench(): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   await runReceptionBench();
+}
+
+/** A port free now (benchmarks run alone on the machine; tests never do this, see test/helpers/ports.ts). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -5,10 +5,12 @@
  * everything is and a ready-to-paste `rushgate get` line, says when the reception is ready, and on
  * Ctrl-C / SIGTERM shuts everything down gracefully and resolves (exit 0).
  */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { type Config, urlOfListen } from '../config/schema.js';
 import { UsageError } from '../errors.js';
+import { type ReadyDocument, writeReadyFile } from '../util/ready-file.js';
 import { EXAMPLE_BASE_PORT, EXAMPLE_ITEMS, examplePorts, prepareExample } from './example.js';
 import { type ListenSpec, listenSpecs, unavailableListens } from './ports.js';
 import { createSupervisor, type RoleSpec } from './supervisor.js';
@@ -22,6 +24,8 @@ export interface UpOptions {
   basePort?: number;
   /** How long children get to finish transfers on shutdown. */
   graceSeconds: number;
+  /** Once every role is ready, write the bound addresses of all of them there (JSON). */
+  readyFile?: string;
 }
 
 export interface UpDeps {
@@ -59,11 +63,17 @@ export async function runUp(opts: UpOptions, deps: UpDeps): Promise<void> {
     example = { dataDir };
   }
 
+  // Each child writes its own ready file; up merges them into `readyFile` once all are there.
+  const readyFile = opts.readyFile ? path.resolve(deps.cwd, opts.readyFile) : undefined;
+  const childReady = (name: string) => (readyFile ? [`${readyFile}.${name}`] : []);
+  for (const f of [...childReady('reception'), ...config.contentServers.flatMap((s) => childReady(s.id))])
+    rmSync(f, { force: true });
+  const readyArgs = (name: string) => childReady(name).flatMap((f) => ['--ready-file', f]);
   const roles: RoleSpec[] = [
-    { name: 'reception', args: ['reception', '--config', configPath] },
+    { name: 'reception', args: ['reception', '--config', configPath, ...readyArgs('reception')] },
     ...config.contentServers.map((s) => ({
       name: `content ${s.id}`,
-      args: ['content', '--config', configPath, '--id', s.id],
+      args: ['content', '--config', configPath, '--id', s.id, ...readyArgs(s.id)],
     })),
   ];
   const supervisor = createSupervisor({
@@ -79,7 +89,9 @@ export async function runUp(opts: UpOptions, deps: UpDeps): Promise<void> {
   supervisor.start();
 
   const stopWatching = new AbortController();
-  void announceReady(config, stopWatching.signal, say);
+  void announceReady(config, stopWatching.signal, say).then(async () => {
+    if (readyFile) await mergeReadyFiles(readyFile, config, stopWatching.signal);
+  });
 
   const why = await deps.shutdownRequested;
   stopWatching.abort();
@@ -181,5 +193,23 @@ async function announceReady(
       warned = true;
     }
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Waits for every child's ready file, then writes the merged one (`--ready-file` of `up`). */
+async function mergeReadyFiles(file: string, config: Config, signal: AbortSignal): Promise<void> {
+  const names = ['reception', ...config.contentServers.map((s) => s.id)];
+  while (!signal.aborted) {
+    if (names.every((n) => existsSync(`${file}.${n}`))) {
+      const docs = names.map((n) => JSON.parse(readFileSync(`${file}.${n}`, 'utf8')) as ReadyDocument);
+      const merged: ReadyDocument = { role: 'up', pid: process.pid, contentServers: {} };
+      for (const d of docs) {
+        if (d.reception) merged.reception = d.reception;
+        Object.assign(merged.contentServers ?? {}, d.contentServers);
+      }
+      writeReadyFile(file, merged);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -199,7 +199,9 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
           .header('cache-control', 'no-store')
           .send({
             orderId: outcome.order.id,
-            status: outcome.order.status,
+            // CONTRACT §3: a 201 always says "ticketed" — the new ticket is what it reports, even
+            // when the order had been fulfilled before (a fresh ticket after a lost ending).
+            status: outcome.kind === 'ticketed' ? 'ticketed' : outcome.order.status,
             ...(outcome.ticket ? { ticket: ticketView(outcome.ticket) } : {}),
           });
     }

@@ -17,7 +17,12 @@ import {
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { type DeploymentOptions, makeDeployment, type TestDeployment } from '../helpers/deployment.js';
+import {
+  type DeploymentOptions,
+  makeDeployment,
+  type TestDeployment,
+  withPortRetry,
+} from '../helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../helpers/proc.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -44,7 +49,11 @@ export interface Stack {
 
 const PAST = new Date(Date.now() - 3600_000);
 
-export async function startStack(opts: StackOptions): Promise<Stack> {
+export function startStack(opts: StackOptions): Promise<Stack> {
+  return withPortRetry(() => startStackOnce(opts));
+}
+
+async function startStackOnce(opts: StackOptions): Promise<Stack> {
   const dep = await makeDeployment({
     ...opts,
     reception: {

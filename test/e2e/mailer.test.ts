@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createMailer } from '../../src/reception/mailer.js';
 import { silentLogger } from '../../src/util/log.js';
-import { freePort } from '../helpers/ports.js';
+import { holdDeadPort } from '../helpers/ports.js';
 import { type SmtpListener, startSmtpListener } from '../helpers/smtp.js';
 
 let smtp: SmtpListener;
@@ -31,13 +31,15 @@ test('sends the ticket link to a real SMTP listener', async () => {
 });
 
 test('a mail failure resolves, is counted, and never throws', async () => {
-  const dead = await freePort();
+  // Held by this test and resetting every connection: nobody else can answer on it.
+  const dead = await holdDeadPort();
   const mailer = createMailer(
-    { smtp: `smtp://127.0.0.1:${dead}`, from: 'downloads@example.com' },
+    { smtp: `smtp://127.0.0.1:${dead.port}`, from: 'downloads@example.com' },
     silentLogger,
   );
   await mailer.sendTicketLink({ to: 'buyer@example.com', item: '/x', url: 'http://x/', orderId: 'o2' });
   mailer.close();
+  await dead.close();
   assert.equal(mailer.stats.failed, 1);
 });
 

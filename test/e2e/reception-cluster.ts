@@ -5,7 +5,12 @@
  * content server up, so allocation tests start from a known state. Not a test file itself.
  */
 import { request } from 'node:http';
-import { type DeploymentOptions, makeDeployment, type TestDeployment } from '../helpers/deployment.js';
+import {
+  type DeploymentOptions,
+  makeDeployment,
+  type TestDeployment,
+  withPortRetry,
+} from '../helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../helpers/proc.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -30,9 +35,16 @@ export interface StatusServer {
   capacity: number;
 }
 
-export async function startCluster(
-  options: DeploymentOptions & { items: Record<string, Buffer | string>; only?: Record<string, string[]> },
-): Promise<Cluster> {
+type ClusterOptions = DeploymentOptions & {
+  items: Record<string, Buffer | string>;
+  only?: Record<string, string[]>;
+};
+
+export function startCluster(options: ClusterOptions): Promise<Cluster> {
+  return withPortRetry(() => startClusterOnce(options));
+}
+
+async function startClusterOnce(options: ClusterOptions): Promise<Cluster> {
   const d = await makeDeployment(options);
   for (const [path, content] of Object.entries(options.items)) {
     const only = options.only?.[path];

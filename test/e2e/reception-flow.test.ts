@@ -63,6 +63,14 @@ describe('reception end to end', { timeout: 180_000 }, () => {
       30_000,
       'the order to be fulfilled',
     );
+    // The end of the download was lost on the client's side: a fresh ticket for the fulfilled
+    // order is a 201 that says "ticketed" (CONTRACT §3), not the order's earlier "fulfilled".
+    const again = await fetch(`${c.pub}/api/orders/${r.json.orderId}/tickets`, { method: 'POST' });
+    const againJson = (await again.json()) as ApiJson;
+    assert.equal(again.status, 201, JSON.stringify(againJson));
+    assert.equal(againJson.status, 'ticketed');
+    assert.equal(againJson.orderId, r.json.orderId);
+    assert.ok(againJson.ticket.url);
   });
 
   it('answers an unknown item 404 and each kind of bad input with its code', async () => {

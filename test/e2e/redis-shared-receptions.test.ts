@@ -22,7 +22,7 @@ import { Redis } from 'ioredis';
 import { parse, stringify } from 'yaml';
 import { splitPrefix } from '../../src/store/redis.js';
 import { makeDeployment, type TestDeployment } from '../helpers/deployment.js';
-import { freePort, freePorts } from '../helpers/ports.js';
+import { holdDeadPort, readReadyFile } from '../helpers/ports.js';
 import { type Proc, runRushgate, startRushgate, waitForHttp } from '../helpers/proc.js';
 import { deleteKeys, REDIS_URL } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -182,18 +182,26 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     token = d.config.secrets.internalToken;
 
     // The second reception's file: the first one with its own three addresses, nothing else.
-    const [pub2, int2] = (await freePorts(2)) as [number, number];
+    // The second reception's file: the first one with its own addresses, on port 0. It starts
+    // first and reports the ports it got in its ready file; content server c is then told to
+    // report to it.
     const second = parse(readFileSync(d.configPath, 'utf8')) as { reception: Record<string, unknown> };
-    second.reception.listen = `127.0.0.1:${pub2}`;
-    second.reception.internalListen = `127.0.0.1:${int2}`;
-    second.reception.publicUrl = `http://127.0.0.1:${pub2}`;
+    second.reception.listen = '127.0.0.1:0';
+    second.reception.internalListen = '127.0.0.1:0';
+    second.reception.publicUrl = 'http://127.0.0.1:0';
     const config2 = path.join(d.dir, 'deployment-2.yaml');
     writeFileSync(config2, stringify(second));
+    const ready2 = path.join(d.dir, 'reception-2.ready.json');
+    const proc2 = startRushgate(['reception', '--config', config2, '--ready-file', ready2]);
+    const bound2 = (await readReadyFile(ready2, 60_000)).reception!;
+    second.reception.internalUrl = bound2.internal;
+    const forC = path.join(d.dir, 'deployment-c.yaml');
+    writeFileSync(forC, stringify(second));
 
-    // Content servers a and b report transfer events to reception 1, c (run from the second file)
-    // to reception 2: an event reported to either must count for both.
+    // Content servers a and b report transfer events to reception 1, c to reception 2: an event
+    // reported to either must count for both.
     for (const id of SERVERS) {
-      const file = id === REPORTS_TO_2 ? config2 : d.configPath;
+      const file = id === REPORTS_TO_2 ? forC : d.configPath;
       content.push(startRushgate(['content', '--config', file, '--id', id]));
     }
     r1 = {
@@ -202,12 +210,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
       internal: d.config.reception.internalUrl,
       proc: startRushgate(['reception', '--config', d.configPath]),
     };
-    r2 = {
-      name: '2',
-      pub: `http://127.0.0.1:${pub2}`,
-      internal: `http://127.0.0.1:${int2}`,
-      proc: startRushgate(['reception', '--config', config2]),
-    };
+    r2 = { name: '2', pub: bound2.public, internal: bound2.internal, proc: proc2 };
     try {
       for (const rec of [r1, r2]) {
         await waitForHttp(`${rec.pub}/healthz`, { proc: rec.proc, timeoutMs: 60_000 });
@@ -400,16 +403,18 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
   });
 
   it('fails with a clear message when Redis is unreachable', async () => {
-    const port = await freePort();
+    // A port this test holds and on which every connection is reset: no Redis answers there.
+    const dead = await holdDeadPort();
+    const port = dead.port;
     const broken = parse(readFileSync(d.configPath, 'utf8')) as { reception: Record<string, unknown> };
-    const [p1, p2] = (await freePorts(2)) as [number, number];
-    broken.reception.listen = `127.0.0.1:${p1}`;
-    broken.reception.internalListen = `127.0.0.1:${p2}`;
-    broken.reception.publicUrl = `http://127.0.0.1:${p1}`;
+    broken.reception.listen = '127.0.0.1:0';
+    broken.reception.internalListen = '127.0.0.1:0';
+    broken.reception.publicUrl = 'http://127.0.0.1:0';
     broken.reception.store = `redis://127.0.0.1:${port}/0?prefix=${PREFIX}`;
     const file = path.join(d.dir, 'deployment-broken.yaml');
     writeFileSync(file, stringify(broken));
     const run = await runRushgate(['reception', '--config', file], { timeoutMs: 30_000 });
+    await dead.close();
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, new RegExp(`Redis unreachable at redis://127\\.0\\.0\\.1:${port}/0`));
   });

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeDeployment, type TestDeployment } from '../helpers/deployment.js';
+import { readReadyFile } from '../helpers/ports.js';
 import { runRushgate, startRushgate, waitForHttp } from '../helpers/proc.js';
 import { alive, childrenOf, readJsonLine, waitForItem, waitUntil } from './get-harness.js';
 
@@ -42,13 +43,23 @@ function canBind(address: string): Promise<boolean> {
 }
 
 test('runs every role, restarts a crashed one, and stops gracefully', { timeout: 120_000 }, async () => {
-  const up = startRushgate(['up', '--config', dep.configPath, '--grace-seconds', '2'], {
-    env: { LOG_LEVEL: 'info' },
-  });
+  const readyFile = path.join(dep.dir, 'up.ready.json');
+  const up = startRushgate(
+    ['up', '--config', dep.configPath, '--grace-seconds', '2', '--ready-file', readyFile],
+    { env: { LOG_LEVEL: 'info' } },
+  );
   const reception = dep.config.reception;
   let children: number[] = [];
   try {
     await waitForHttp(`${reception.publicUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
+    // The ready file names every role's bound addresses: the deployment's own ports here.
+    const ready = await readReadyFile(readyFile, 60_000);
+    assert.equal(ready.role, 'up');
+    assert.equal(ready.pid, up.child.pid);
+    assert.deepEqual(ready.reception, { public: reception.publicUrl, internal: reception.internalUrl });
+    for (const s of dep.config.contentServers) {
+      assert.deepEqual(ready.contentServers?.[s.id], { public: s.publicUrl, internal: s.internalUrl });
+    }
     await waitForItem(`${reception.publicUrl}${ITEM}`);
     // Each role's log lines arrive prefixed with its name (the reception may be ready before b logs).
     for (const role of ['reception', 'content a', 'content b']) {
@@ -62,7 +73,7 @@ test('runs every role, restarts a crashed one, and stops gracefully', { timeout:
 
     const before = childrenOf(up.child.pid!);
     assert.equal(before.size, 3, [...before.values()].join('\n'));
-    const [victimPid] = [...before].find(([, args]) => /content .* --id a$/.test(args)) ?? [];
+    const [victimPid] = [...before].find(([, args]) => /content .* --id a( |$)/.test(args)) ?? [];
     assert.ok(victimPid, 'content a runs as a child');
     process.kill(victimPid, 'SIGKILL');
     await waitUntil(
@@ -71,7 +82,7 @@ test('runs every role, restarts a crashed one, and stops gracefully', { timeout:
       'restart',
     );
     await waitUntil(
-      () => [...childrenOf(up.child.pid!)].some(([pid, args]) => pid !== victimPid && /--id a$/.test(args)),
+      () => [...childrenOf(up.child.pid!)].some(([pid, args]) => pid !== victimPid && /--id a( |$)/.test(args)),
       30_000,
       'a new content a',
     );

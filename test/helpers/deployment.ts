@@ -5,12 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { Config, DeploymentInput } from '../../src/config/schema.js';
-import { freePorts } from './ports.js';
+import { isPortClash } from './ports.js';
 
 export interface TestDeployment {
   dir: string;
@@ -31,10 +32,48 @@ export interface DeploymentOptions {
   sharedRoot?: boolean;
 }
 
+/**
+ * Ports for a multi-process deployment. The reception and the content servers each need the
+ * other's address in one deployment file, so not all of them can start on port 0; these are held
+ * together (so they are distinct) and released just before the processes start. Another process
+ * may still take one in between: `withPortRetry` then starts the whole deployment again on new
+ * ones. Tests of one process use port 0 and the ready file instead.
+ */
+async function candidatePorts(n: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = createServer();
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', resolve);
+      });
+      servers.push(srv);
+    }
+    return servers.map((s) => (s.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}
+
+/**
+ * Runs `setup` (which makes a deployment and starts its processes) again, on new ports, when it
+ * failed because a port was taken; `setup` must stop what it started before it throws.
+ */
+export async function withPortRetry<T>(setup: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await setup();
+    } catch (err) {
+      if (i >= attempts || !isPortClash(err)) throw err;
+    }
+  }
+}
+
 export async function makeDeployment(options: DeploymentOptions = {}): Promise<TestDeployment> {
   const n = options.servers ?? 3;
   const dir = mkdtempSync(path.join(tmpdir(), 'rushgate-test-'));
-  const ports = await freePorts(2 + 2 * n);
+  const ports = await candidatePorts(2 + 2 * n);
   const [recPublic, recInternal] = ports as [number, number];
   const ids = Array.from({ length: n }, (_, i) => String.fromCharCode(97 + i));
   const roots = ids.map((id) =>

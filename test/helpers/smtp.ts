@@ -1,6 +1,5 @@
 /** A real SMTP listener on a loopback port (the `smtp-server` package) that keeps what it receives. */
 import { SMTPServer } from 'smtp-server';
-import { freePort } from './ports.js';
 
 export interface ReceivedMail {
   to: string[];
@@ -14,7 +13,6 @@ export interface SmtpListener {
 }
 
 export async function startSmtpListener(): Promise<SmtpListener> {
-  const port = await freePort();
   const mails: ReceivedMail[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -31,7 +29,9 @@ export async function startSmtpListener(): Promise<SmtpListener> {
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  // Port 0: the OS chooses, and the listener holds it from then on.
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as { port: number }).port;
   return {
     url: `smtp://127.0.0.1:${port}`,
     mails,

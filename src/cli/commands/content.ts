@@ -12,6 +12,7 @@ interface ContentOptions {
   config: string;
   id: string;
   graceSeconds: string;
+  readyFile?: string;
 }
 
 export function registerContentCommand(program: Command): void {
@@ -21,6 +22,10 @@ export function registerContentCommand(program: Command): void {
     .requiredOption('--config <file>', 'deployment file (YAML or JSON)')
     .requiredOption('--id <id>', 'which content server of the file to run')
     .option('--grace-seconds <n>', 'on SIGTERM/SIGINT, how long transfers in flight may take to finish', '10')
+    .option(
+      '--ready-file <path>',
+      'once listening with its catalog ready, write the bound addresses there (JSON)',
+    )
     .action(async (opts: ContentOptions) => {
       const grace = Number(opts.graceSeconds);
       if (!/^\d+(\.\d+)?$/.test(opts.graceSeconds) || !Number.isFinite(grace)) {
@@ -29,12 +34,17 @@ export function registerContentCommand(program: Command): void {
         );
       }
       // Loaded only when the command runs, so that every other command starts quickly.
-      const [{ loadConfigFile }, { buildContentServer, ListenError, systemClock }, { createLogger }] =
-        await Promise.all([
-          import('../../config/load.js'),
-          import('../../content/index.js'),
-          import('../../util/log.js'),
-        ]);
+      const [
+        { loadConfigFile },
+        { buildContentServer, ListenError, systemClock },
+        { createLogger },
+        { urlOfAddress, writeReadyFile },
+      ] = await Promise.all([
+        import('../../config/load.js'),
+        import('../../content/index.js'),
+        import('../../util/log.js'),
+        import('../../util/ready-file.js'),
+      ]);
       const config = loadConfigFile(opts.config, { checkRoots: { serverId: opts.id } });
       const logger = createLogger(`content:${opts.id}`);
       const server = buildContentServer({ config, serverId: opts.id, clock: systemClock, logger });
@@ -61,6 +71,18 @@ export function registerContentCommand(program: Command): void {
         if (err instanceof ListenError)
           throw new UsageError(`content server ${JSON.stringify(opts.id)}: ${err.message}`);
         throw err;
+      }
+      if (opts.readyFile) {
+        writeReadyFile(opts.readyFile, {
+          role: 'content',
+          pid: process.pid,
+          contentServers: {
+            [opts.id]: {
+              public: urlOfAddress(server.publicAddress()),
+              internal: urlOfAddress(server.internalAddress()),
+            },
+          },
+        });
       }
       await stopped;
       // Anything still holding the event loop (a stuck socket) must not keep a stopped server alive.

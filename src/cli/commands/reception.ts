@@ -16,7 +16,8 @@ export function registerReceptionCommand(program: Command): void {
     .command('reception')
     .description('run the reception (public and internal listeners) of a deployment file')
     .requiredOption('--config <file>', 'the deployment file (YAML or JSON)')
-    .action(async (opts: { config: string }) => {
+    .option('--ready-file <path>', 'once listening, write the bound addresses there (JSON)')
+    .action(async (opts: { config: string; readyFile?: string }) => {
       // Loaded only when the command runs, so that every other command starts quickly.
       const [
         { loadConfigFile },
@@ -24,12 +25,14 @@ export function registerReceptionCommand(program: Command): void {
         { createMailer },
         { openStore },
         { createLogger },
+        { writeReadyFile },
       ] = await Promise.all([
         import('../../config/load.js'),
         import('../../reception/app.js'),
         import('../../reception/mailer.js'),
         import('../../store/index.js'),
         import('../../util/log.js'),
+        import('../../util/ready-file.js'),
       ]);
       const config = loadConfigFile(opts.config, { checkRoots: 'none' });
       const logger = createLogger('reception');
@@ -37,7 +40,14 @@ export function registerReceptionCommand(program: Command): void {
       const mailer = createMailer(config.reception.mail, logger);
       const reception = buildReception({ config, store, logger, mailer });
       try {
-        await reception.start();
+        const bound = await reception.start();
+        if (opts.readyFile) {
+          writeReadyFile(opts.readyFile, {
+            role: 'reception',
+            pid: process.pid,
+            reception: { public: bound.publicUrl, internal: bound.internalUrl },
+          });
+        }
       } catch (err) {
         await reception.stop().catch(() => {});
         await store.close().catch(() => {});

@@ -12,6 +12,7 @@ interface UpFlags {
   dataDir?: string;
   basePort?: string;
   graceSeconds: string;
+  readyFile?: string;
 }
 
 export function registerUpCommand(program: Command): void {
@@ -25,6 +26,7 @@ export function registerUpCommand(program: Command): void {
       'example only: first port; the reception listens there, servers on the next three, internal ports 1000 above (default: $RUSHGATE_EXAMPLE_BASE_PORT or 8080)',
     )
     .option('--grace-seconds <s>', 'on shutdown, how long transfers in flight may take to finish', '10')
+    .option('--ready-file <path>', 'once every role is ready, write their bound addresses there (JSON)')
     .addHelpText(
       'after',
       `
@@ -66,6 +68,7 @@ folder, so a restart reuses them. Environment: RUSHGATE_DATA_DIR, RUSHGATE_EXAMP
             graceSeconds: grace,
             ...(flags.config ? { config: flags.config } : {}),
             ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+            ...(flags.readyFile ? { readyFile: flags.readyFile } : {}),
             ...(basePort === undefined ? {} : { basePort }),
           },
           {
