@@ -123,10 +123,17 @@ function resolvePaths(config: Config, baseDir: string): Config {
   const store = config.reception.store.startsWith('sqlite:')
     ? `sqlite:${path.resolve(baseDir, config.reception.store.slice('sqlite:'.length))}`
     : config.reception.store;
+  // TLS files, like the roots, are relative to the deployment file's folder.
+  const tls = <T extends { cert: string; key: string } | null>(t: T): T =>
+    (t && { cert: path.resolve(baseDir, t.cert), key: path.resolve(baseDir, t.key) }) as T;
   return {
     ...config,
-    reception: { ...config.reception, store },
-    contentServers: config.contentServers.map((s) => ({ ...s, root: path.resolve(baseDir, s.root) })),
+    reception: { ...config.reception, store, tls: tls(config.reception.tls) },
+    contentServers: config.contentServers.map((s) => ({
+      ...s,
+      root: path.resolve(baseDir, s.root),
+      tls: tls(s.tls),
+    })),
   };
 }
 

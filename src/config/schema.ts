@@ -76,6 +76,12 @@ const cidrOrAddress = z.string().refine(
   { message: 'must be an IP address or a CIDR such as 10.0.0.0/8' },
 );
 
+/** `tls: {cert, key}` on a public listener (HTTPS); null or absent is plain HTTP. */
+const tlsFiles = z
+  .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+  .nullable()
+  .default(null);
+
 const store = z
   .string()
   .refine((value) => value === 'memory:' || /^sqlite:.+/.test(value) || /^redis:\/\/.+/.test(value), {
@@ -134,6 +140,7 @@ const reception = z
     internalUrl: baseUrl.optional(),
     store: store.default('sqlite:./data/reception.db'),
     trustProxy: z.array(cidrOrAddress).default([]),
+    tls: tlsFiles,
     rateLimit: z
       .strictObject({
         perSecond: z.number().positive().default(20),
@@ -172,6 +179,8 @@ const contentServer = z.strictObject({
   capacity: z.number().int().min(1).default(50),
   memoryLimitMb: z.number().positive().nullable().default(null),
   distance: z.number().min(0).nullable().default(null),
+  tls: tlsFiles,
+  trustProxy: z.array(cidrOrAddress).default([]),
 });
 
 export const deploymentSchema = z

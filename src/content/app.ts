@@ -8,11 +8,14 @@
  * in flight may finish until the grace period ends, then the event outbox is flushed.
  */
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { keyRingOf } from '../config/keys.js';
 import { type Config, type ContentServerConfig, parseListen } from '../config/schema.js';
+import { trustedProxies } from '../reception/client-address.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
+import { readTls, type TlsWatcher, watchTls } from '../util/tls.js';
 import { buildCatalog, type Catalog } from './catalog.js';
 import { DeliveryLedger } from './delivery-ledger.js';
 import { buildEventReporter, type EventReporter } from './event-reporter.js';
@@ -55,6 +58,8 @@ export interface ContentServerOptions {
   eventFlushTimeoutMs?: number;
   /** Socket inactivity after which a stalled download is cut. */
   idleTimeoutMs?: number;
+  /** How often the TLS files are checked for a renewal. */
+  tlsWatchIntervalMs?: number;
 }
 
 export interface ContentServer {
@@ -148,13 +153,21 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
     logger,
     isDraining: () => draining,
     retryAfterSeconds,
+    trusted: trustedProxies(server.trustProxy),
     onTransferEnd: () => {
       if (ledger.transfers > 0) return;
       for (const w of transferWaiters) w();
     },
   });
 
-  const publicServer: Server = createServer({ keepAliveTimeout: 5000, headersTimeout: 20_000 }, handler);
+  const serverOptions = { keepAliveTimeout: 5000, headersTimeout: 20_000 };
+  // `tls` set: HTTPS on the public listener. The files are read here, so a bad one fails the build
+  // (TlsFileError, exit 2 naming the key) before anything listens.
+  const tlsKey = `contentServers[${index}].tls`;
+  const publicServer: Server | HttpsServer = server.tls
+    ? createHttpsServer({ ...serverOptions, ...readTls(server.tls, tlsKey) }, handler)
+    : createServer(serverOptions, handler);
+  let tlsWatcher: TlsWatcher | null = null;
   // Without a 'timeout' listener Node destroys the socket: a client that stopped reading frees its
   // slot instead of holding it forever.
   publicServer.setTimeout(options.idleTimeoutMs ?? 60_000);
@@ -271,6 +284,7 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
     await closed;
     if (cut > 0) logger.warn({ cut }, 'grace period over: cut transfers still in progress');
     if (sweepTimer) clearInterval(sweepTimer);
+    tlsWatcher?.close();
     catalog.stop();
     const flushed = await events.flush(options.eventFlushTimeoutMs ?? 5000);
     if (!flushed)
@@ -292,6 +306,8 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
         await internal.close().catch(() => {});
         throw err;
       }
+      if (server.tls && 'setSecureContext' in publicServer)
+        tlsWatcher = watchTls(publicServer, server.tls, tlsKey, logger, options.tlsWatchIntervalMs);
       sweepTimer = setInterval(sweep, options.sweepIntervalMs ?? 1000);
       sweepTimer.unref();
       logger.info(

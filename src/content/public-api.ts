@@ -21,10 +21,12 @@
  * scan, and when a file changed on disk since it was hashed, `503 unavailable` with
  * `Retry-After: 1`. HEAD is judged exactly like GET but never counts as a transfer.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { ERRORS, type ErrorCode, errorBody } from '../errors.js';
 import type { TransferEvent } from '../protocol/internal.js';
+import { clientAddressOf, type TrustedProxies } from '../reception/client-address.js';
 import type { TicketClaims, TicketPolicy } from '../tickets/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
@@ -65,6 +67,12 @@ export interface PublicApiDeps {
   retryAfterSeconds(): number;
   /** Called whenever a transfer ends (graceful shutdown waits on it). */
   onTransferEnd(): void;
+  /**
+   * `trustProxy` (CONTRACT §2): peers whose `X-Forwarded-For` is believed — a TLS terminator or
+   * CDN in front. The address it yields is the one `cip` is checked against. Absent or empty:
+   * the socket's peer, and the header is ignored (a client cannot forge its way past binding).
+   */
+  trusted?: TrustedProxies;
 }
 
 /** Node joins most repeated headers, but not every one; take the first where it does not. */
@@ -78,6 +86,9 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
   const { catalog, ledger, metrics, clock, logger, receiver } = deps;
   const strict = deps.policy === 'strict';
   const ticketed = deps.policy !== 'open';
+  const trusted = deps.trusted ?? { ranges: [] };
+  // Without trusted proxies the header is never even parsed (the common, direct case).
+  const proxied = trusted.ranges.length > 0;
 
   function refuse(
     req: IncomingMessage,
@@ -289,7 +300,9 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
       refuse(req, res, 'unavailable', { 'Retry-After': '1' });
       return;
     }
-    const reception = receiver.receive(req.url ?? '/', req.socket.remoteAddress ?? '', clock.now());
+    const peer = req.socket.remoteAddress ?? '';
+    const client = proxied ? clientAddressOf(peer, req.headers['x-forwarded-for'], trusted) : peer;
+    const reception = receiver.receive(req.url ?? '/', client, clock.now());
     if (reception.kind === 'bad_path') {
       logger.debug({ url: req.url, reason: reception.reason }, 'refused a malformed item path');
       refuse(req, res, 'invalid_item_path');

@@ -20,6 +20,7 @@ import { encodeItemPath, itemPathFromUrlPath } from '../items/item-path.js';
 import type { OrderRecord, TicketRecord } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
+import { readTls } from '../util/tls.js';
 import { clientAddressOf, type TrustedProxies } from './client-address.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { OrderDesk, OrderOutcome } from './order-desk.js';
@@ -65,7 +66,11 @@ export interface AcceptorDeps {
 export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
   const { config, desk, tokens, trusted, metrics, clock, logger } = deps;
   const rc = config.reception;
+  // `tls` set: HTTPS (the files are read now, so a bad one fails before anything listens; app.ts
+  // watches them for renewals). Typed as the plain-HTTP instance: routes do not care.
+  const https = rc.tls ? readTls(rc.tls, 'reception.tls') : null;
   const app = Fastify({
+    ...(https ? { https } : {}),
     loggerInstance: logger as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,

@@ -6,12 +6,14 @@
  * shut down gracefully: stop taking requests, let the ones in progress finish, flush notices.
  * Nothing here is a module-level singleton; two receptions can live in one process.
  */
+import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import { keyRingOf } from '../config/keys.js';
 import type { Config } from '../config/schema.js';
 import type { Store } from '../store/index.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
+import { type TlsWatcher, watchTls } from '../util/tls.js';
 import { buildAcceptor } from './acceptor.js';
 import { loadOf } from './allocator.js';
 import { trustedProxies } from './client-address.js';
@@ -200,6 +202,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
   const internalApp = buildInternalApi({ config, desk, intake, metrics, logger, ready, status });
 
   const timers: NodeJS.Timeout[] = [];
+  let tlsWatcher: TlsWatcher | null = null;
   let lastLine = 0;
   let lastRetry = 0;
   let busy = false;
@@ -236,6 +239,9 @@ export function buildReception(deps: ReceptionDeps): Reception {
     async start() {
       const internal = await listen(internalApp, rc.internalListen, 'reception.internalListen');
       const pub = await listen(publicApp, rc.listen, 'reception.listen');
+      if (rc.tls) {
+        tlsWatcher = watchTls(publicApp.server as unknown as HttpsServer, rc.tls, 'reception.tls', logger);
+      }
       monitor.start();
       const t = setInterval(() => {
         if (busy) return;
@@ -252,6 +258,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
     async stop() {
       stopping = true;
       for (const t of timers) clearInterval(t);
+      tlsWatcher?.close();
       // Public first: no new orders; the ones in progress finish (fastify waits for them).
       await publicApp.close();
       await monitor.stop();

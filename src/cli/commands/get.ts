@@ -3,7 +3,10 @@
  * item at a reception URL, waits in line while busy, and downloads it with resume and a digest
  * check. Wires the real clock, terminal and signals to `client/get.ts` and sets the exit code.
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { Dispatcher } from 'undici';
+import { UsageError } from '../../errors.js';
 
 /** Exit code of an interrupted run (the shell's 128 + SIGINT); see `client/get.ts`. */
 const INTERRUPTED = 130;
@@ -14,6 +17,8 @@ interface GetFlags {
   json?: boolean;
   quiet?: boolean;
   limitRate?: string;
+  insecure?: boolean;
+  cacert?: string;
 }
 
 export function registerGetCommand(program: Command): void {
@@ -28,6 +33,8 @@ export function registerGetCommand(program: Command): void {
     .option('--json', 'print a one-line JSON summary as the last line of stdout')
     .option('-q, --quiet', 'print nothing but errors (no progress bar)')
     .option('--limit-rate <rate>', 'download at most this fast, e.g. 500K or 2M bytes per second')
+    .option('-k, --insecure', "HTTPS: do not check the servers' certificates (like curl -k); tests only")
+    .option('--cacert <file>', 'HTTPS: trust the certificates signed by this PEM file (like curl --cacert)')
     .addHelpText(
       'after',
       `
@@ -45,6 +52,7 @@ Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrit
       const maxWaitSeconds =
         flags.maxWait === undefined ? undefined : parseSeconds(flags.maxWait, '--max-wait');
       const limitRate = flags.limitRate === undefined ? undefined : parseRate(flags.limitRate);
+      const dispatcher = await tlsDispatcher(flags);
       const controller = new AbortController();
       let signalled: NodeJS.Signals | undefined;
       const onSignal = (sig: NodeJS.Signals) => {
@@ -74,6 +82,7 @@ Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrit
               stderrIsTTY: process.stderr.isTTY === true,
             }),
             signal: controller.signal,
+            ...(dispatcher ? { dispatcher } : {}),
             startedAt: performance.timeOrigin,
           },
         );
@@ -81,6 +90,28 @@ Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrit
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        await dispatcher?.close();
       }
     });
+}
+
+/**
+ * The connection pool for `--insecure` / `--cacert` (both the reception and the content servers
+ * are reached through it); undefined without either, so the default pool and system CAs apply.
+ * `--cacert` replaces the system CAs, as curl's does.
+ */
+async function tlsDispatcher(flags: GetFlags): Promise<Dispatcher | undefined> {
+  if (flags.insecure && flags.cacert) throw new UsageError('use --insecure or --cacert, not both');
+  if (!flags.insecure && flags.cacert === undefined) return undefined;
+  const { Agent } = await import('undici');
+  if (flags.insecure) return new Agent({ connect: { rejectUnauthorized: false } });
+  let ca: Buffer;
+  try {
+    ca = readFileSync(flags.cacert as string);
+  } catch (err) {
+    throw new UsageError(`--cacert: cannot read ${flags.cacert} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  if (!ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----'))
+    throw new UsageError(`--cacert: ${flags.cacert} holds no PEM certificate`);
+  return new Agent({ connect: { ca } });
 }
