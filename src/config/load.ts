@@ -125,7 +125,20 @@ function resolvePaths(config: Config, baseDir: string): Config {
     : config.reception.store;
   return {
     ...config,
-    reception: { ...config.reception, store },
+    reception: {
+      ...config.reception,
+      store,
+      ...(config.reception.grants
+        ? {
+            grants: {
+              ...config.reception.grants,
+              issuers: config.reception.grants.issuers.map((i) =>
+                i.jwks !== undefined ? { ...i, jwks: path.resolve(baseDir, i.jwks) } : i,
+              ),
+            },
+          }
+        : {}),
+    },
     contentServers: config.contentServers.map((s) => ({ ...s, root: path.resolve(baseDir, s.root) })),
   };
 }
