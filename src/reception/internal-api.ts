@@ -10,7 +10,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { eventBatchSchema } from '../protocol/internal.js';
+import { eventBatchSchema, PATHS } from '../protocol/internal.js';
 import type { Logger } from '../util/log.js';
 import { renderDashboard } from './dashboard.js';
 import type { EventIntake } from './event-intake.js';
@@ -87,7 +87,7 @@ export function buildInternalApi(deps: {
   });
 
   // CONTRACT §7: a refund revokes every order of the purchase and refuses its grants afterwards.
-  app.post('/grants/revocations', async (req, reply) => {
+  app.post(PATHS.reception.grantRevocations, async (req, reply) => {
     const parsed = purchaseRevocation.safeParse(req.body);
     if (!parsed.success) return sendError(reply, 'bad_request', 'The body must be {"iss", "sub"}.');
     return reply.send(await desk.revokePurchase(parsed.data));

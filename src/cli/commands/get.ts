@@ -14,6 +14,7 @@ interface GetFlags {
   json?: boolean;
   quiet?: boolean;
   limitRate?: string;
+  grant?: string;
 }
 
 export function registerGetCommand(program: Command): void {
@@ -27,11 +28,12 @@ export function registerGetCommand(program: Command): void {
     .option('--max-wait <seconds>', 'give up (exit 3) when still busy after this many seconds')
     .option('--json', 'print a one-line JSON summary as the last line of stdout')
     .option('-q, --quiet', 'print nothing but errors (no progress bar)')
+    .option('--grant <jwt>', "the shop's purchase grant for a paid item (exit 5 when it is refused)")
     .option('--limit-rate <rate>', 'download at most this fast, e.g. 500K or 2M bytes per second')
     .addHelpText(
       'after',
       `
-Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrity check failed,
+Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrity check failed, 5 purchase grant refused,
 130 interrupted (the .part file is kept; run the same command again to continue).`,
     )
     .action(async (url: string, flags: GetFlags) => {
@@ -62,6 +64,7 @@ Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrit
             ...(flags.output === undefined ? {} : { output: flags.output }),
             ...(maxWaitSeconds === undefined ? {} : { maxWaitSeconds }),
             ...(limitRate === undefined ? {} : { limitRate }),
+            ...(flags.grant === undefined ? {} : { grant: flags.grant }),
           },
           {
             clock: systemClock,
