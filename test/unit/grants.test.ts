@@ -23,7 +23,7 @@ const SHOP = 'https://shop.example.com';
 const HS_SHOP = 'https://hs.example.com';
 const T0 = 1_700_000_000_000;
 
-function fakeNetwork() {
+function fakeNetwork(capacity: number) {
   const revocations: Revocation[] = [];
   const items = { '/free.bin': 10, '/paid/game.bin': 100, '/paid/dlc.bin': 5 };
   const client: InternalClient = {
@@ -35,7 +35,7 @@ function fakeNetwork() {
         active: 0,
         activeTickets: [],
         untrackedActive: 0,
-        capacity: 10,
+        capacity,
         rssBytes: 1,
         memoryLimitBytes: null,
         bytesPerSecond: 0,
@@ -89,7 +89,8 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function harness(shop: Shop, opts: { mail?: boolean } = {}) {
+async function harness(shop: Shop, opts: { mail?: boolean; capacity?: number } = {}) {
+  const capacity = opts.capacity ?? 10;
   const internalToken = randomBytes(18).toString('base64url');
   const config = parseConfig({
     secrets: { ticketKeys: [{ id: 'k1', key: randomBytes(32).toString('base64url') }], internalToken },
@@ -116,11 +117,11 @@ async function harness(shop: Shop, opts: { mail?: boolean } = {}) {
         internalUrl: 'http://127.0.0.1:9100',
         listen: '127.0.0.1:8100',
         internalListen: '127.0.0.1:9100',
-        capacity: 10,
+        capacity,
       },
     ],
   });
-  const net = fakeNetwork();
+  const net = fakeNetwork(capacity);
   const clock = {
     t: T0,
     now() {
@@ -456,5 +457,42 @@ describe('purchase grants (CONTRACT §7)', () => {
     assert.ok(!location.includes(g) && !location.includes('grant'), location);
     const bad = await h.reception.publicApp.inject({ url: '/paid/game.bin?grant=nope' });
     assert.equal(bad.statusCode, 403);
+  });
+
+  it('browser: a waiting buyer keeps the grant in a cookie for the item path, never in the page or the retry URL', async () => {
+    const shop = await newShop();
+    const h = await harness(shop, { capacity: 1 });
+    const first = await h.order({ item: '/paid/game.bin', grant: await grant(shop, { sub: 'first' }) });
+    assert.equal(first.status, 201);
+    const g = await grant(shop, { sub: 'waiter' });
+    const waiting = await h.reception.publicApp.inject({
+      url: `/paid/game.bin?grant=${g}`,
+      headers: { accept: 'text/html' },
+    });
+    assert.equal(waiting.statusCode, 503);
+    assert.equal(waiting.headers['referrer-policy'], 'no-referrer');
+    assert.ok(!waiting.body.includes(g), 'the waiting page does not carry the grant');
+    const cookies = ([] as string[]).concat(waiting.headers['set-cookie'] as string | string[]);
+    const grantCookie = cookies.find((c) => c.startsWith('rushgate_grant='));
+    const queueCookie = cookies.find((c) => c.startsWith('rushgate_queue='));
+    assert.ok(grantCookie && queueCookie, cookies.join(' | '));
+    assert.match(grantCookie, /Path=\/paid\/game\.bin;/);
+    assert.match(grantCookie, /HttpOnly/);
+    const jar = [grantCookie, queueCookie].map((c) => c.split(';')[0]).join('; ');
+    // The page's retry is the bare item URL; the cookie alone carries the grant. Still busy: 503.
+    const retry = await h.reception.publicApp.inject({ url: '/paid/game.bin', headers: { cookie: jar } });
+    assert.equal(retry.statusCode, 503);
+    await h.fulfil(first.json.ticket, first.json.orderId, '/paid/game.bin');
+    const admitted = await h.reception.publicApp.inject({ url: '/paid/game.bin', headers: { cookie: jar } });
+    assert.equal(admitted.statusCode, 303, admitted.body);
+    assert.ok(!String(admitted.headers.location).includes('grant'));
+    const cleared = ([] as string[]).concat(admitted.headers['set-cookie'] as string | string[]);
+    assert.ok(
+      cleared.some((c) => c.startsWith('rushgate_grant=;') && c.includes('Max-Age=0')),
+      cleared.join(' | '),
+    );
+    // Without the cookie (and without ?grant=) the paid item is refused.
+    const bare = await h.reception.publicApp.inject({ url: '/paid/game.bin' });
+    assert.equal(bare.statusCode, 401);
   });
 });
