@@ -15,18 +15,24 @@
  * after `npm run build`.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { parse, stringify } from 'yaml';
 import { makeDeployment } from '../test/helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
 
 const THROUGHPUT_CONNECTIONS = 64;
 const TAIL_CONNECTIONS = 2000;
-const WARMUP_S = 2;
-const RUN_S = 6;
+// RUSHGATE_BENCH_SECONDS shortens every run, for a smoke check of the bench itself.
+const SHORT = Number(process.env.RUSHGATE_BENCH_SECONDS ?? 0) || undefined;
+const WARMUP_S = SHORT ?? 2;
+const RUN_S = SHORT ?? 6;
+/** Distinct EdDSA grants for the grant row: more than one run can use, so none repeats. */
+const GRANTS = Number(process.env.RUSHGATE_BENCH_GRANTS ?? 0) || 60_000;
 
 interface WrkResult {
   requestsPerSecond: number;
@@ -122,7 +128,54 @@ function startRawServer(port: number): Promise<ReturnType<typeof spawn>> {
 
 const fmt = (n: number, digits = 0) => n.toFixed(digits);
 
+/**
+ * The grant row (CONTRACT §7): one shop key pair, `count` grants of distinct purchases (so every
+ * order is a new one and every grant is verified once, as in a rush of buyers), one per line, and
+ * a wrk script that sends each grant once, the two threads taking alternate lines.
+ */
+async function grantLoad(dir: string, count: number): Promise<{ jwks: string; script: string }> {
+  const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+  const jwks = path.join(dir, 'bench-shop-jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'bench' }] }));
+  const iat = Math.floor(Date.now() / 1000);
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      await new SignJWT({ items: ['/bench.bin'] })
+        .setProtectedHeader({ alg: 'EdDSA', kid: 'bench' })
+        .setIssuer('https://bench-shop.example')
+        .setSubject(`purchase-${i}`)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + 3600)
+        .sign(privateKey),
+    );
+  }
+  const grantsFile = path.join(dir, 'grants.txt');
+  writeFileSync(grantsFile, `${lines.join('\n')}\n`);
+  const script = path.join(dir, 'post-grant.lua');
+  writeFileSync(
+    script,
+    [
+      'local threads = 0',
+      'function setup(thread) thread:set("offset", threads); threads = threads + 1 end',
+      'local grants = {}',
+      `for line in io.lines(${JSON.stringify(grantsFile)}) do grants[#grants + 1] = line end`,
+      'local i = nil',
+      'function request()',
+      '  if i == nil then i = offset end',
+      '  i = i + 2',
+      '  local g = grants[(i % #grants) + 1]',
+      '  return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, \'{"item":"/bench.bin","grant":"\' .. g .. \'"}\')',
+      'end',
+      '',
+    ].join('\n'),
+  );
+  return { jwks, script };
+}
+
 export async function runReceptionBench(): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rushgate-bench-grants-'));
+  const grantBench = await grantLoad(dir, GRANTS);
   const d = await makeDeployment({
     servers: 3,
     server: () => ({ capacity: 1_000_000 }),
@@ -130,6 +183,11 @@ export async function runReceptionBench(): Promise<void> {
       rateLimit: null,
       tickets: { policy: 'strict', claimSeconds: 3600 },
       monitor: { intervalMs: 500, timeoutMs: 2000, failuresBeforeDown: 3 },
+      // Only the grant row sends grants; /bench.bin needs none (a grant sent is checked all the same).
+      grants: {
+        required: ['/paid/**'],
+        issuers: [{ iss: 'https://bench-shop.example', jwks: grantBench.jwks }],
+      },
     },
   });
   d.writeItem('/bench.bin', 'x'.repeat(1024));
@@ -199,6 +257,8 @@ export async function runReceptionBench(): Promise<void> {
     const recTput = await runWrk(recUrl, script, THROUGHPUT_CONNECTIONS, RUN_S);
     await runWrk(memOrders, script, THROUGHPUT_CONNECTIONS, WARMUP_S);
     const memTput = await runWrk(memOrders, script, THROUGHPUT_CONNECTIONS, RUN_S);
+    await runWrk(recUrl, grantBench.script, THROUGHPUT_CONNECTIONS, WARMUP_S);
+    const grantTput = await runWrk(recUrl, grantBench.script, THROUGHPUT_CONNECTIONS, RUN_S);
     const rawTail = await runWrk(rawUrl, script, TAIL_CONNECTIONS, RUN_S);
     const recTail = await runWrk(recUrl, script, TAIL_CONNECTIONS, RUN_S);
     const memTail = await runWrk(memOrders, script, TAIL_CONNECTIONS, RUN_S);
@@ -210,6 +270,10 @@ export async function runReceptionBench(): Promise<void> {
     console.log(row('raw 303', rawTput, rawTail));
     console.log(row('reception', recTput, recTail));
     console.log(row('  memory:', memTput, memTail));
+    console.log(
+      `  EdDSA grants ${fmt(grantTput.requestsPerSecond).padStart(6)} req/s (p50 ${fmt(grantTput.p50Ms, 2)} ms, errors ${grantTput.errors}): ` +
+        `${fmt(grantTput.requestsPerSecond / recTput.requestsPerSecond, 2)} × the same orders without grants (goal ≥ 0.7)`,
+    );
     const tputRatio = recTput.requestsPerSecond / rawTput.requestsPerSecond;
     const p99Ratio = recTail.p99Ms / rawTail.p99Ms;
     console.log(
@@ -229,6 +293,7 @@ export async function runReceptionBench(): Promise<void> {
     raw?.kill('SIGKILL');
     await Promise.all(procs.map((p) => p.kill()));
     d.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -25,6 +25,15 @@ export const ERRORS = {
   busy: { status: 503, message: 'Every content server holding this item is busy.' },
   unavailable: { status: 503, message: 'The service is not ready to take orders.' },
   internal_error: { status: 500, message: 'Internal error.' },
+  // Purchase grants (CONTRACT §7)
+  grant_required: { status: 401, message: 'This item is sold: the order needs a purchase grant.' },
+  bad_grant: {
+    status: 403,
+    message:
+      'The grant is malformed, not signed by a known issuer key, expired, or its purchase was refunded.',
+  },
+  grant_item: { status: 403, message: 'The grant does not cover this item.' },
+  grant_used: { status: 409, message: 'The grant has made all the orders it may make for this item.' },
   // Internal network (CONTRACT §6)
   unauthorized: { status: 401, message: 'Missing or wrong internal bearer token.' },
   // Content server, public side (CONTRACT §4). Ticket refusals keep the contract's codes.

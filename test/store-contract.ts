@@ -625,6 +625,65 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
       }
     });
 
+    test('purchase grants: orders record iss and sub; a refund is durable and seen by a peer', {
+      timeout: 60_000,
+    }, async () => {
+      const s = await make();
+      const peer = s.peer ? await s.peer() : undefined;
+      try {
+        const purchase = { iss: 'https://shop.example.com', sub: uid('purchase') };
+        const other = { iss: 'https://shop.example.com', sub: uid('purchase') };
+        const make1 = (id: string, p: typeof purchase, key: string) =>
+          s.store.createOrder(
+            {
+              id,
+              item: '/paid/a.bin',
+              clientAddress: '192.0.2.7',
+              createdAt: T0,
+              idempotencyKey: key,
+              purchase: p,
+            },
+            DAY,
+          );
+        const a = await make1(uid('o'), purchase, uid('grant'));
+        assert.equal(a.kind, 'created');
+        assert.deepEqual(a.order.purchase, purchase);
+        assert.deepEqual((await s.store.getOrder(a.order.id))?.purchase, purchase);
+        const key = uid('grant');
+        const b = await make1(uid('o'), purchase, key);
+        // The same derived key again is the same order, not a third one of the purchase.
+        const again = await make1(uid('o'), purchase, key);
+        assert.equal(again.kind, 'existing');
+        await make1(uid('o'), other, uid('grant'));
+        const plain = await newOrder(s.store);
+        assert.equal('purchase' in plain, false);
+        assert.deepEqual((await s.store.ordersOfPurchase(purchase)).sort(), [a.order.id, b.order.id].sort());
+        assert.equal(await s.store.isPurchaseRevoked(purchase), false);
+        await s.store.revokePurchase(purchase, T0);
+        await s.store.revokePurchase(purchase, T0 + 1);
+        assert.equal(await s.store.isPurchaseRevoked(purchase), true);
+        assert.equal(await s.store.isPurchaseRevoked(other), false);
+        if (peer) {
+          assert.equal(await peer.isPurchaseRevoked(purchase), true);
+          assert.equal((await peer.ordersOfPurchase(purchase)).length, 2);
+        }
+        if (s.reopen) {
+          await s.store.close();
+          s.store = await s.reopen();
+          assert.equal(await s.store.isPurchaseRevoked(purchase), true);
+          assert.equal(await s.store.isPurchaseRevoked(other), false);
+          assert.deepEqual(
+            (await s.store.ordersOfPurchase(purchase)).sort(),
+            [a.order.id, b.order.id].sort(),
+          );
+          assert.deepEqual((await s.store.getOrder(b.order.id))?.purchase, purchase);
+        }
+      } finally {
+        await peer?.close();
+        await s.cleanup();
+      }
+    });
+
     test('500 concurrent reservations for 50 slots: exactly 50 win', { timeout: 120_000 }, async () => {
       const s = await make();
       const peer = s.peer ? await s.peer() : undefined;

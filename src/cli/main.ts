@@ -9,6 +9,7 @@ import { ConfigError, UsageError } from '../errors.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerContentCommand } from './commands/content.js';
 import { registerGetCommand } from './commands/get.js';
+import { registerGrantCommand } from './commands/grant.js';
 import { registerKeysCommand } from './commands/keys.js';
 import { registerReceptionCommand } from './commands/reception.js';
 import { registerRevokeCommand } from './commands/revoke.js';
@@ -31,6 +32,7 @@ function buildProgram(): Command {
     registerKeysCommand,
     registerConfigCommand,
     registerRevokeCommand,
+    registerGrantCommand,
   ]) {
     register(program);
   }

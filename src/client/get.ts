@@ -24,8 +24,12 @@ export const GET_EXIT = {
   usage: 2,
   busy: 3,
   integrity: 4,
+  /** The purchase grant was refused (CONTRACT §7). */
+  grant: 5,
   interrupted: 130,
 } as const;
+
+const GRANT_REFUSALS = new Set(['grant_required', 'bad_grant', 'grant_item', 'grant_used']);
 
 export interface GetOptions {
   url: string;
@@ -33,6 +37,8 @@ export interface GetOptions {
   maxWaitSeconds?: number;
   json: boolean;
   limitRate?: number;
+  /** `--grant`; a `?grant=` in the URL is used when absent. */
+  grant?: string;
 }
 
 export interface GetDeps {
@@ -63,7 +69,8 @@ export interface GetSummary {
 }
 
 export async function runGet(opts: GetOptions, deps: GetDeps): Promise<number> {
-  const { origin, item } = parseItemUrl(opts.url);
+  const { origin, item, grant: urlGrant } = parseItemUrl(opts.url);
+  const grant = opts.grant ?? urlGrant;
   const target = outputPath(opts.output, item, deps.cwd);
   const { part, sidecar } = partPathsOf(target);
   mkdirSync(path.dirname(target), { recursive: true });
@@ -83,6 +90,7 @@ export async function runGet(opts: GetOptions, deps: GetDeps): Promise<number> {
   const reception = createReceptionClient({
     origin,
     ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
+    ...(grant ? { grant } : {}),
   });
   const deadline =
     opts.maxWaitSeconds === undefined
@@ -179,7 +187,7 @@ export async function runGet(opts: GetOptions, deps: GetDeps): Promise<number> {
       fail(
         `${result.message}${held > 0 ? ` (${formatBytes(held)} kept in ${path.basename(part)}; rerun to continue)` : ''}`,
       );
-      code = GET_EXIT.failed;
+      code = GRANT_REFUSALS.has(result.code) ? GET_EXIT.grant : GET_EXIT.failed;
       break;
   }
   if (opts.json) printSummary(deps.stdout, summary);

@@ -12,6 +12,8 @@ export interface ItemUrl {
   origin: string;
   /** Decoded item path, e.g. `/apps/editor 2.dmg`. */
   item: string;
+  /** A purchase grant carried in the link's `?grant=` (CONTRACT §7), if any. */
+  grant?: string;
 }
 
 export function parseItemUrl(raw: string): ItemUrl {
@@ -28,7 +30,8 @@ export function parseItemUrl(raw: string): ItemUrl {
   if (url.username || url.password) throw new UsageError('the URL must not carry a user name or password');
   const checked = itemPathFromUrlPath(url.pathname);
   if (!checked.ok) throw new UsageError(`the URL names no valid item: ${checked.reason}`);
-  return { origin: url.origin, item: checked.path };
+  const grant = url.searchParams.get('grant');
+  return { origin: url.origin, item: checked.path, ...(grant ? { grant } : {}) };
 }
 
 /** The file name a download is saved under when `-o` is not given. */

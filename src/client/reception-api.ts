@@ -80,6 +80,8 @@ export interface ReceptionClientOptions {
   /** Per request; the caller's signal may end it sooner. */
   timeoutMs?: number;
   userAgent?: string;
+  /** A purchase grant sent with every new order (CONTRACT §7). */
+  grant?: string;
 }
 
 export function createReceptionClient(options: ReceptionClientOptions): ReceptionClient {
@@ -142,6 +144,7 @@ export function createReceptionClient(options: ReceptionClientOptions): Receptio
     order(req, signal) {
       const body: Record<string, string> = { item: req.item };
       if (req.queueToken) body.queueToken = req.queueToken;
+      if (options.grant) body.grant = options.grant;
       return ticketCall(
         '/api/orders',
         body,

@@ -31,6 +31,16 @@ export function maskSecrets(config: Config): Config {
     reception: {
       ...config.reception,
       store: config.reception.store.replace(/\/\/([^@/]*)@/, `//${MASK}@`),
+      ...(config.reception.grants
+        ? {
+            grants: {
+              ...config.reception.grants,
+              issuers: config.reception.grants.issuers.map((i) =>
+                i.secret !== undefined ? { ...i, secret: MASK } : i,
+              ),
+            },
+          }
+        : {}),
       ...(config.reception.mail
         ? {
             mail: {

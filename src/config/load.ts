@@ -128,7 +128,21 @@ function resolvePaths(config: Config, baseDir: string): Config {
     (t && { cert: path.resolve(baseDir, t.cert), key: path.resolve(baseDir, t.key) }) as T;
   return {
     ...config,
-    reception: { ...config.reception, store, tls: tls(config.reception.tls) },
+    reception: {
+      ...config.reception,
+      store,
+      tls: tls(config.reception.tls),
+      ...(config.reception.grants
+        ? {
+            grants: {
+              ...config.reception.grants,
+              issuers: config.reception.grants.issuers.map((i) =>
+                i.jwks !== undefined ? { ...i, jwks: path.resolve(baseDir, i.jwks) } : i,
+              ),
+            },
+          }
+        : {}),
+    },
     contentServers: config.contentServers.map((s) => ({
       ...s,
       root: path.resolve(baseDir, s.root),

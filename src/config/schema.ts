@@ -130,6 +130,29 @@ const mail = z.strictObject({
   from: z.email({ message: 'must be an e-mail address' }),
 });
 
+/** Purchase grants (CONTRACT §7): which items need one, and each issuer's keys. */
+const grants = z.strictObject({
+  required: z
+    .array(z.string().regex(/^\/|^\*\*$/, { message: 'must be an item path glob such as "/paid/**"' }))
+    .default(['/paid/**']),
+  issuers: z
+    .array(
+      z
+        .strictObject({
+          iss: z.string().min(1).max(512),
+          jwks: z.string().min(1).optional(),
+          secret: z
+            .string()
+            .refine((v) => Buffer.byteLength(v) >= 32, { message: 'must be at least 32 bytes' })
+            .optional(),
+        })
+        .refine((i) => (i.jwks === undefined) !== (i.secret === undefined), {
+          message: 'needs exactly one of "jwks" (a JWK Set file) or "secret" (HS256)',
+        }),
+    )
+    .min(1, { message: 'needs at least one issuer' }),
+});
+
 const reception = z
   .strictObject({
     listen: listen.default('127.0.0.1:8080'),
@@ -153,6 +176,7 @@ const reception = z
     tickets: tickets.prefault({}),
     queue: queue.prefault({}),
     mail: mail.optional(),
+    grants: grants.optional(),
   })
   .transform(({ internalUrl, ...rest }) => ({
     ...rest,

@@ -40,7 +40,18 @@ export const LARGE_ITEM_BYTES = 256 * 1024 * 1024;
 export const EXAMPLE_ITEMS = {
   small: '/sample/hello.txt',
   large: '/sample/big.bin',
+  /** Sold, not free: needs a purchase grant from the demo shop (CONTRACT §7). */
+  paid: '/paid/soundtrack.txt',
 } as const;
+
+/** The demo shop's grant issuer (HS256, secret in `shop-secret.txt`). */
+export const DEMO_SHOP_ISS = 'http://demo-shop.localhost';
+
+const SOUNDTRACK = `You bought this! The reception checked your purchase grant before it gave you a place.
+
+Without a grant this item is refused (401 grant_required); a refunded purchase is revoked with
+  npx rushgate revoke --config data/deployment.yaml --purchase <purchase id>
+`;
 
 const HELLO = `Hello from rushgate!
 
@@ -81,7 +92,12 @@ const secretsSchema = z.object({
 export type ExampleSecrets = z.infer<typeof secretsSchema>;
 
 /** The example's deployment file as data. Pure. */
-export function exampleDeployment(secrets: ExampleSecrets, dataDir: string, base: number): DeploymentInput {
+export function exampleDeployment(
+  secrets: ExampleSecrets,
+  dataDir: string,
+  base: number,
+  shopSecret?: string,
+): DeploymentInput {
   const ports = examplePorts(base);
   const host = '127.0.0.1';
   const root = path.join(dataDir, 'content');
@@ -94,6 +110,9 @@ export function exampleDeployment(secrets: ExampleSecrets, dataDir: string, base
       store: `sqlite:${path.join(dataDir, 'reception.db')}`,
       // Everyone on one machine shares one address: the per-address limit would throttle a demo rush.
       rateLimit: null,
+      ...(shopSecret !== undefined
+        ? { grants: { required: ['/paid/**'], issuers: [{ iss: DEMO_SHOP_ISS, secret: shopSecret }] } }
+        : {}),
     },
     contentServers: ports.servers.map((s) => ({
       id: s.id,
@@ -121,6 +140,7 @@ export function prepareExample(opts: { dataDir: string; basePort: number }): Pre
   const dataDir = path.resolve(opts.dataDir);
   const created: string[] = [];
   mkdirSync(path.join(dataDir, 'content', 'sample'), { recursive: true });
+  mkdirSync(path.join(dataDir, 'content', 'paid'), { recursive: true });
 
   const secretsFile = path.join(dataDir, 'secrets.yaml');
   let secrets: ExampleSecrets;
@@ -149,7 +169,20 @@ export function prepareExample(opts: { dataDir: string; basePort: number }): Pre
     created.push(large);
   }
 
-  const deployment = exampleDeployment(secrets, dataDir, opts.basePort);
+  const paid = path.join(dataDir, 'content', ...EXAMPLE_ITEMS.paid.split('/').filter(Boolean));
+  if (!existsSync(paid)) {
+    writeFileSync(paid, SOUNDTRACK);
+    created.push(paid);
+  }
+  // The demo shop's HS256 secret, apart from secrets.yaml (whose shape the ticket keys own).
+  const shopSecretFile = path.join(dataDir, 'shop-secret.txt');
+  if (!existsSync(shopSecretFile)) {
+    writePrivate(shopSecretFile, `${newTicketKey()}\n`);
+    created.push(shopSecretFile);
+  }
+  const shopSecret = readFileSync(shopSecretFile, 'utf8').trim();
+
+  const deployment = exampleDeployment(secrets, dataDir, opts.basePort, shopSecret);
   const configPath = path.join(dataDir, 'deployment.yaml');
   writePrivate(
     configPath,

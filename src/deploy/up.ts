@@ -10,8 +10,9 @@ import path from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { type Config, urlOfListen } from '../config/schema.js';
 import { UsageError } from '../errors.js';
+import { hs256Grant } from '../grants/hs256.js';
 import { type ReadyDocument, writeReadyFile } from '../util/ready-file.js';
-import { EXAMPLE_BASE_PORT, EXAMPLE_ITEMS, examplePorts, prepareExample } from './example.js';
+import { DEMO_SHOP_ISS, EXAMPLE_BASE_PORT, EXAMPLE_ITEMS, examplePorts, prepareExample } from './example.js';
 import { type ListenSpec, listenSpecs, unavailableListens } from './ports.js';
 import { createSupervisor, type RoleSpec } from './supervisor.js';
 
@@ -140,7 +141,11 @@ async function refuseTakenPorts(specs: ListenSpec[]): Promise<void> {
 }
 
 /** What `up` prints at start: where everything is and what to try. Pure. */
-export function banner(config: Config, example: { dataDir: string } | undefined): string[] {
+export function banner(
+  config: Config,
+  example: { dataDir: string } | undefined,
+  now: number = Date.now(),
+): string[] {
   const r = config.reception;
   const internal = r.internalUrl;
   const item = example ? EXAMPLE_ITEMS.small : '/<item path>';
@@ -163,6 +168,25 @@ export function banner(config: Config, example: { dataDir: string } | undefined)
       `  npx rushgate rush ${r.publicUrl}${EXAMPLE_ITEMS.large} --clients 20 --concurrency 20`,
       `  open ${r.publicUrl}${EXAMPLE_ITEMS.large} in a browser during a rush to see the waiting page`,
     );
+    const shop = r.grants?.issuers.find((i) => i.iss === DEMO_SHOP_ISS && i.secret !== undefined);
+    if (shop?.secret !== undefined) {
+      // A grant as the demo shop's checkout would sign it (CONTRACT §7): a week, five downloads.
+      const iat = Math.floor(now / 1000);
+      const grant = hs256Grant(shop.secret, {
+        iss: shop.iss,
+        sub: `demo-${iat}`,
+        items: [EXAMPLE_ITEMS.paid],
+        iat,
+        exp: iat + 7 * 86400,
+        max: 5,
+      });
+      lines.push(
+        '',
+        `A paid item (refused without a grant: npx rushgate get ${r.publicUrl}${EXAMPLE_ITEMS.paid}):`,
+        `  npx rushgate get ${r.publicUrl}${EXAMPLE_ITEMS.paid} --grant ${grant}`,
+        `  open ${r.publicUrl}${EXAMPLE_ITEMS.paid}?grant=${grant} in a browser`,
+      );
+    }
   }
   lines.push('Ctrl-C stops everything.', '');
   return lines;

@@ -20,6 +20,8 @@ export const PATHS = {
   reception: {
     events: '/events',
     revokeOrder: (orderId: string) => `/orders/${encodeURIComponent(orderId)}/revoke`,
+    /** CONTRACT §7: a refunded purchase, `{"iss", "sub"}`. */
+    grantRevocations: '/grants/revocations',
   },
 } as const;
 

@@ -16,6 +16,8 @@ import Fastify, {
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
+import { grantCookie, grantCookieOf, grantOfBrowser, grantOfPost } from '../grants/transport.js';
+import { MAX_GRANT_LENGTH } from '../grants/verify.js';
 import { encodeItemPath, itemPathFromUrlPath } from '../items/item-path.js';
 import type { OrderRecord, TicketRecord } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
@@ -40,6 +42,7 @@ const orderBody = z.object({
   item: z.string().min(1).max(4096),
   email: z.email().max(254).optional(),
   queueToken: z.string().min(1).max(MAX_QUEUE_TOKEN_LENGTH).optional(),
+  grant: z.string().min(1).max(MAX_GRANT_LENGTH).optional(),
 });
 const emptyBody = z.union([z.undefined(), z.null(), z.object({})]);
 const orderIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
@@ -247,6 +250,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       email: parsed.data.email,
       queueToken: token,
       idempotencyKey: key,
+      grant: grantOfPost(parsed.data.grant, req.headers.authorization),
     });
     return sendOutcome(reply, outcome, parsed.data.item, started);
   });
@@ -293,17 +297,37 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       if (refused) return sendError(reply, refused);
       return reply.code(200).header('cache-control', 'no-store').send();
     }
+    // CONTRACT §7: the grant comes in the link (`?grant=`) or, while waiting, in its cookie; it
+    // never goes on: no Referer leaves this page, and the Location is the bare ticket URL.
+    const grant = grantOfBrowser(req.raw.url ?? '', req.headers.cookie);
+    reply.header('referrer-policy', 'no-referrer');
     const outcome = await desk.placeOrder({
       item: parsed.path,
       clientAddress: req.clientAddress,
       queueToken: token,
+      grant,
     });
     record(outcome, started);
-    if (outcome.kind === 'busy') return sendBusy(reply, outcome, parsed.path, wantsHtml(req));
+    const cookies: string[] = [];
+    if (grant !== undefined && outcome.kind === 'busy') {
+      cookies.push(
+        grantCookie(
+          encodeItemPath(parsed.path),
+          grant,
+          rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds,
+        ),
+      );
+    }
+    if (outcome.kind === 'busy') {
+      if (cookies.length > 0) reply.header('set-cookie', cookies);
+      return sendBusy(reply, outcome, parsed.path, wantsHtml(req));
+    }
     if (outcome.kind === 'error') return sendError(reply, outcome.code, outcome.message);
     if (!outcome.ticket) return sendError(reply, 'internal_error');
-    if (token !== undefined)
-      reply.header('set-cookie', `${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+    if (grant !== undefined && grantCookieOf(req.headers.cookie) !== undefined)
+      cookies.push(grantCookie(encodeItemPath(parsed.path), '', 0));
+    if (token !== undefined) cookies.push(`${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+    if (cookies.length > 0) reply.header('set-cookie', cookies);
     return reply.code(303).header('location', outcome.ticket.url).header('cache-control', 'no-store').send();
   };
   app.get('/*', (req, reply) => itemRoute(req, reply, false));

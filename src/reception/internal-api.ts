@@ -8,8 +8,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { eventBatchSchema } from '../protocol/internal.js';
+import { eventBatchSchema, PATHS } from '../protocol/internal.js';
 import type { Logger } from '../util/log.js';
 import { renderDashboard } from './dashboard.js';
 import type { EventIntake } from './event-intake.js';
@@ -31,6 +32,11 @@ export function bearerMatches(header: string | undefined, token: string): boolea
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);
 }
+
+const purchaseRevocation = z.strictObject({
+  iss: z.string().min(1).max(512),
+  sub: z.string().min(1).max(512),
+});
 
 export function buildInternalApi(deps: {
   config: Config;
@@ -78,6 +84,13 @@ export function buildInternalApi(deps: {
     const outcome = await desk.revokeOrder(req.params.orderId);
     if (!outcome) return sendError(reply, 'unknown_order');
     return reply.send(outcome);
+  });
+
+  // CONTRACT §7: a refund revokes every order of the purchase and refuses its grants afterwards.
+  app.post(PATHS.reception.grantRevocations, async (req, reply) => {
+    const parsed = purchaseRevocation.safeParse(req.body);
+    if (!parsed.success) return sendError(reply, 'bad_request', 'The body must be {"iss", "sub"}.');
+    return reply.send(await desk.revokePurchase(parsed.data));
   });
 
   app.get('/metrics', async (_req, reply) => {

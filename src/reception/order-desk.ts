@@ -8,9 +8,11 @@
  */
 import type { Config } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
+import { buildGrantGate } from '../grants/gate.js';
+import { grantOrderKey } from '../grants/orders.js';
 import { checkItemPath } from '../items/item-path.js';
 import type { Revocation } from '../protocol/internal.js';
-import type { OrderRecord, Store, TicketRecord } from '../store/index.js';
+import type { OrderRecord, Purchase, Store, TicketRecord } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { type Allocation, allocate } from './allocator.js';
@@ -32,6 +34,8 @@ export interface OrderRequest {
   email?: string | undefined;
   queueToken?: string | undefined;
   idempotencyKey?: string | undefined;
+  /** A purchase grant (CONTRACT §7), as sent; checked before the line. */
+  grant?: string | undefined;
 }
 
 export type OrderOutcome =
@@ -49,6 +53,15 @@ export interface RevokeOutcome {
   pending: string[];
 }
 
+export interface PurchaseRevokeOutcome {
+  iss: string;
+  sub: string;
+  orders: string[];
+  revokedTickets: number;
+  notified: string[];
+  pending: string[];
+}
+
 export interface OrderDesk {
   placeOrder(req: OrderRequest): Promise<OrderOutcome>;
   /** Why an order for this item would be refused at once (unknown item, not ready), if it would. */
@@ -57,6 +70,8 @@ export interface OrderDesk {
   getOrder(orderId: string): Promise<OrderRecord | undefined>;
   queueStatus(token: string): Promise<WaitQuote | undefined>;
   revokeOrder(orderId: string): Promise<RevokeOutcome | undefined>;
+  /** A refund (CONTRACT §7): refuses the purchase's grants from now on and revokes its orders. */
+  revokePurchase(purchase: Purchase): Promise<PurchaseRevokeOutcome>;
   /** The latest allocation explanation per item (dashboard, debugging). */
   lastAllocation(): { item: string; at: number; allocation: Allocation } | undefined;
   /** Orders being worked on now; shutdown waits for them. */
@@ -87,6 +102,51 @@ export function buildOrderDesk(deps: {
   const servers = new Map(config.contentServers.map((s) => [s.id, s]));
   let last: { item: string; at: number; allocation: Allocation } | undefined;
   let active = 0;
+  const grants = buildGrantGate({
+    settings: rc.grants,
+    clockSkewSeconds: rc.tickets.clockSkewSeconds,
+    now: () => clock.now(),
+    isRevoked: (p) => store.isPurchaseRevoked(p),
+    logger,
+  });
+
+  /**
+   * One order per grant and item (CONTRACT §7): the grant's n-th order for the item is found by a
+   * derived idempotency key, so a second click (or a browser and `rushgate get`) meets the same
+   * order; a fulfilled one moves on to the next, up to `max`.
+   */
+  async function grantedOrder(
+    item: string,
+    req: OrderRequest,
+    claims: { iss: string; sub: string; max: number; email?: string | undefined },
+    now: number,
+  ): Promise<{ order: OrderRecord; live: TicketRecord | undefined } | { code: ErrorCode }> {
+    for (let n = 0; n < claims.max; n++) {
+      const created = await store.createOrder(
+        newOrder(
+          issuer.newOrderId(),
+          item,
+          {
+            ...req,
+            email: req.email ?? claims.email,
+            idempotencyKey: grantOrderKey(claims, item, n),
+            purchase: { iss: claims.iss, sub: claims.sub },
+          },
+          now,
+        ),
+        IDEMPOTENCY_TTL_MS,
+      );
+      const order = created.order;
+      if (created.kind === 'created') return { order, live: undefined };
+      if (order.status === 'fulfilled') continue;
+      if (order.tickets.some((t) => t.status === 'revoked')) return { code: 'bad_grant' };
+      const live = order.tickets.findLast(
+        (t) => (t.status === 'issued' || t.status === 'downloading') && t.expiresAt > now,
+      );
+      return { order, live };
+    }
+    return { code: 'grant_used' };
+  }
 
   /**
    * Tries the ranked servers in turn: reserve (the store refuses a server another reception just
@@ -190,7 +250,17 @@ export function buildOrderDesk(deps: {
     const now = clock.now();
 
     let order: OrderRecord | undefined;
-    if (req.idempotencyKey !== undefined) {
+    const gate = await grants.check(item, req.grant);
+    if (gate.kind === 'refused') {
+      logger.debug({ item, code: gate.code, reason: gate.reason }, 'grant refused');
+      return { kind: 'error', code: gate.code };
+    }
+    if (gate.kind === 'granted') {
+      const got = await grantedOrder(item, req, gate.claims, now);
+      if ('code' in got) return { kind: 'error', code: got.code };
+      if (got.live) return { kind: 'existing', order: got.order, ticket: got.live };
+      order = got.order;
+    } else if (req.idempotencyKey !== undefined) {
       const created = await store.createOrder(
         newOrder(issuer.newOrderId(), item, req, now),
         IDEMPOTENCY_TTL_MS,
@@ -327,6 +397,28 @@ export function buildOrderDesk(deps: {
       return { orderId, revokedTickets, notified, pending };
     },
 
+    async revokePurchase(purchase) {
+      // Recorded first: from this moment no new order is made with the purchase's grants.
+      await store.revokePurchase(purchase, clock.now());
+      const orders = await store.ordersOfPurchase(purchase);
+      const out: PurchaseRevokeOutcome = {
+        ...purchase,
+        orders,
+        revokedTickets: 0,
+        notified: [],
+        pending: [],
+      };
+      for (const orderId of orders) {
+        const r = await this.revokeOrder(orderId);
+        if (!r) continue;
+        out.revokedTickets += r.revokedTickets;
+        for (const s of r.notified) if (!out.notified.includes(s)) out.notified.push(s);
+        for (const s of r.pending) if (!out.pending.includes(s)) out.pending.push(s);
+      }
+      logger.info({ iss: purchase.iss, orders: orders.length }, 'purchase revoked');
+      return out;
+    },
+
     lastAllocation: () => last,
     inProgress: () => active,
   };
@@ -346,7 +438,7 @@ function outsideLine(position: number): LineDecision {
   };
 }
 
-function newOrder(id: string, item: string, req: OrderRequest, now: number) {
+function newOrder(id: string, item: string, req: OrderRequest & { purchase?: Purchase }, now: number) {
   return {
     id,
     item,
@@ -354,5 +446,6 @@ function newOrder(id: string, item: string, req: OrderRequest, now: number) {
     createdAt: now,
     ...(req.email !== undefined ? { email: req.email } : {}),
     ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
+    ...(req.purchase !== undefined ? { purchase: req.purchase } : {}),
   };
 }

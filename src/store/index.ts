@@ -12,6 +12,7 @@ export type {
   NewOrder,
   OrderRecord,
   OrderStatus,
+  Purchase,
   ReserveLimits,
   ReserveResult,
   Store,

@@ -13,6 +13,7 @@ import {
   newOrder,
   newTicket,
   orderStatusOf,
+  purchaseKey,
   reserveVerdict,
 } from './rules.js';
 import type {
@@ -41,6 +42,9 @@ export function createMemoryStore(): Store {
   const orderOfTicket = new Map<string, string>();
   const outstandingByServer = new Map<string, Set<string>>();
   const idempotency = new Map<string, IdempotencyEntry>();
+  /** Purchase grants (CONTRACT §7): orders per purchase, and refunded purchases. */
+  const purchaseOrders = new Map<string, string[]>();
+  const revokedPurchases = new Map<string, number>();
   /** event id → `at`; insertion order is arrival order, so pruning walks from the front. */
   const seenEvents = new Map<string, number>();
   let latestEventAt = Number.NEGATIVE_INFINITY;
@@ -123,6 +127,12 @@ export function createMemoryStore(): Store {
         });
       }
       orders.set(order.id, order);
+      if (order.purchase) {
+        const key = purchaseKey(order.purchase);
+        const ids = purchaseOrders.get(key) ?? [];
+        ids.push(order.id);
+        purchaseOrders.set(key, ids);
+      }
       return { kind: 'created', order: copyOrder(order) };
     },
 
@@ -236,6 +246,18 @@ export function createMemoryStore(): Store {
     async line() {
       // Entries are only ever appended with a growing seq, so insertion order is line order.
       return [...waiting.values()].map((e) => ({ ...e }));
+    },
+
+    async ordersOfPurchase(p) {
+      return [...(purchaseOrders.get(purchaseKey(p)) ?? [])];
+    },
+
+    async revokePurchase(p, at) {
+      if (!revokedPurchases.has(purchaseKey(p))) revokedPurchases.set(purchaseKey(p), at);
+    },
+
+    async isPurchaseRevoked(p) {
+      return revokedPurchases.has(purchaseKey(p));
     },
 
     async close() {},

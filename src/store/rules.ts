@@ -76,7 +76,13 @@ export function newOrder(input: NewOrder): OrderRecord {
   };
   if (input.email !== undefined) order.email = input.email;
   if (input.idempotencyKey !== undefined) order.idempotencyKey = input.idempotencyKey;
+  if (input.purchase !== undefined) order.purchase = { iss: input.purchase.iss, sub: input.purchase.sub };
   return order;
+}
+
+/** One string per purchase, for map keys and store keys (`iss` is a URL: no newline in it). */
+export function purchaseKey(p: { iss: string; sub: string }): string {
+  return `${p.iss}\n${p.sub}`;
 }
 
 /** The ticket a reservation inserts: the known fields only (nothing extra a caller passed), issued. */

@@ -108,6 +108,26 @@ CREATE TABLE line (
 );
 `;
 
+/**
+ * Purchase grants (CONTRACT §7) in tables of their own, created when missing: which orders each
+ * purchase made, and which purchases were refunded. Kept apart from the orders table so that a
+ * store without grants pays nothing for them.
+ */
+const SCHEMA_GRANTS = `
+CREATE TABLE IF NOT EXISTS purchase_orders (
+  order_id TEXT PRIMARY KEY,
+  iss TEXT NOT NULL,
+  sub TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS purchase_orders_by_purchase ON purchase_orders (iss, sub);
+CREATE TABLE IF NOT EXISTS revoked_purchases (
+  iss TEXT NOT NULL,
+  sub TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (iss, sub)
+) WITHOUT ROWID;
+`;
+
 interface OrderRow {
   id: string;
   item: string;
@@ -219,6 +239,7 @@ function openDatabase(file: string): Database.Database {
     }
     db.transaction(() => {
       if (version < 1) db.exec(SCHEMA_V1);
+      db.exec(SCHEMA_GRANTS);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   } catch (err) {
@@ -246,6 +267,21 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     insertOrder: db.prepare(
       `INSERT INTO orders (id, item, status, created_at, client_address, email, idempotency_key)
        VALUES (@id, @item, 'waiting', @createdAt, @clientAddress, @email, @idempotencyKey)`,
+    ),
+    insertPurchaseOrder: db.prepare<[string, string, string]>(
+      'INSERT INTO purchase_orders (order_id, iss, sub) VALUES (?, ?, ?)',
+    ),
+    purchaseOf: db.prepare<[string], { iss: string; sub: string }>(
+      'SELECT iss, sub FROM purchase_orders WHERE order_id = ?',
+    ),
+    ordersOfPurchase: db.prepare<[string, string], { order_id: string }>(
+      'SELECT order_id FROM purchase_orders WHERE iss = ? AND sub = ?',
+    ),
+    revokePurchase: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO revoked_purchases (iss, sub, at) VALUES (?, ?, ?)',
+    ),
+    purchaseRevoked: db.prepare<[string, string], { at: number }>(
+      'SELECT at FROM revoked_purchases WHERE iss = ? AND sub = ?',
     ),
     insertTicket: db.prepare(
       `INSERT INTO tickets (id, order_id, server, url, issued_at, not_before, expires_at, claim_by, status, delivered)
@@ -344,7 +380,11 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     const hit = recent.get(orderId);
     if (hit) return copyOrder(hit);
     const row = q.order.get(orderId);
-    return row ? orderOf(row, q.ticketsOf.all(orderId).map(ticketOf)) : undefined;
+    if (!row) return undefined;
+    const order = orderOf(row, q.ticketsOf.all(orderId).map(ticketOf));
+    const purchase = q.purchaseOf.get(orderId);
+    if (purchase) order.purchase = { iss: purchase.iss, sub: purchase.sub };
+    return order;
   }
 
   /** Reads an order that is about to change outside the cached paths (see `recent`). */
@@ -410,6 +450,8 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     if (input.idempotencyKey !== undefined) {
       q.putIdempotency.run(input.idempotencyKey, input.id, input.createdAt + ttl);
     }
+    if (input.purchase !== undefined)
+      q.insertPurchaseOrder.run(input.id, input.purchase.iss, input.purchase.sub);
     // Built rather than read back: a new order is exactly what was inserted, with no tickets.
     const order = newOrder(input);
     return { kind: 'created', order };
@@ -573,6 +615,18 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     async line() {
       // AUTOINCREMENT seqs only grow and the map was filled in seq order, so it is line order.
       return [...waiting.values()].map((e) => ({ ...e }));
+    },
+
+    async ordersOfPurchase(p) {
+      return q.ordersOfPurchase.all(p.iss, p.sub).map((r) => r.order_id);
+    },
+
+    async revokePurchase(p, at) {
+      q.revokePurchase.run(p.iss, p.sub, at);
+    },
+
+    async isPurchaseRevoked(p) {
+      return q.purchaseRevoked.get(p.iss, p.sub) !== undefined;
     },
 
     async close() {

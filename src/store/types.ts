@@ -47,6 +47,8 @@ export interface OrderRecord {
   clientAddress: string;
   email?: string;
   idempotencyKey?: string;
+  /** The purchase whose grant made the order (CONTRACT §7). */
+  purchase?: Purchase;
   /** Oldest first. */
   tickets: TicketRecord[];
 }
@@ -58,6 +60,13 @@ export interface NewOrder {
   createdAt: number;
   email?: string;
   idempotencyKey?: string;
+  purchase?: Purchase;
+}
+
+/** A grant's purchase (CONTRACT §7): the shop's `iss` and purchase id `sub`. */
+export interface Purchase {
+  iss: string;
+  sub: string;
 }
 
 export type CreateOrderResult =
@@ -163,6 +172,14 @@ export interface Store {
   leaveLine(token: string): Promise<LineEntry | undefined>;
   /** The whole line, earliest first. Lines are short enough (thousands) to read whole. */
   line(): Promise<LineEntry[]>;
+
+  // ── Purchase grants (CONTRACT §7) ───────────────────────────────────────────────────────────
+
+  /** Ids of every order made with a grant of this purchase. */
+  ordersOfPurchase(p: Purchase): Promise<string[]>;
+  /** Records a refund durably: the purchase's grants are refused from now on. */
+  revokePurchase(p: Purchase, at: number): Promise<void>;
+  isPurchaseRevoked(p: Purchase): Promise<boolean>;
 
   close(): Promise<void>;
 }

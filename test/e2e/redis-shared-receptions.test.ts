@@ -14,7 +14,7 @@
  * with "Redis unreachable at <url>" (CONTRACT §1), and so does a reception pointed at it.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
@@ -47,6 +47,16 @@ const N = 3;
 /** The content server run from the second deployment file: its events go to reception 2. */
 const REPORTS_TO_2 = 'c';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const GRANT_ISS = 'https://shop.example.com';
+const GRANT_SECRET = randomBytes(32).toString('base64url');
+
+/** An HS256 grant made with node:crypto alone. */
+function hsGrant(sub: string): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iss: GRANT_ISS, sub, items: '**', iat: now, exp: now + 600 })}`;
+  return `${input}.${createHmac('sha256', GRANT_SECRET).update(input).digest('base64url')}`;
+}
 
 interface StatusServer {
   id: string;
@@ -176,6 +186,8 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
         // Generous, so that no ticket lapses and no hold runs out between the test's steps.
         tickets: { claimSeconds: 120 },
         queue: { holdSeconds: 60, maxRetryAfterSeconds: 30, abandonSeconds: 300 },
+        // CONTRACT §7: no item here needs a grant, but one sent is checked and its purchase recorded.
+        grants: { required: ['/paid/**'], issuers: [{ iss: GRANT_ISS, secret: GRANT_SECRET }] },
       },
     });
     d.writeItem(ITEM, BYTES);
@@ -287,6 +299,38 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     assert.equal(again.status, 409, 'reception 1 knows the order was revoked at 2');
     await again.arrayBuffer();
 
+    await waitUntil(
+      async () => (await outstandingAt(r1)) === 0 && (await outstandingAt(r2)) === 0,
+      20_000,
+      'both receptions to see no outstanding ticket',
+    );
+  });
+
+  it('a refund at reception 2 revokes the order made at reception 1 and refuses its grant at both', async () => {
+    const grant = hsGrant(`purchase-${randomUUID()}`);
+    const made = await postOrder(r1.pub, { item: ITEM, grant });
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const again = await postOrder(r2.pub, { item: ITEM, grant });
+    assert.equal(again.status, 200, 'the same grant and item is the same order at the other reception');
+    assert.equal(again.json.orderId, made.json.orderId);
+    const sub = JSON.parse(Buffer.from(grant.split('.')[1]!, 'base64url').toString()).sub as string;
+    const res = await fetch(`${r2.internal}/grants/revocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ iss: GRANT_ISS, sub }),
+    });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { orders: string[]; notified: string[] };
+    assert.deepEqual(body.orders, [made.json.orderId]);
+    assert.deepEqual(body.notified, SERVERS);
+    const ticket = await fetch(made.json.ticket.url);
+    assert.equal(ticket.status, 410);
+    await ticket.arrayBuffer();
+    for (const rec of [r1, r2]) {
+      const refused = await postOrder(rec.pub, { item: ITEM, grant });
+      assert.equal(refused.status, 403, `reception ${rec.name}`);
+      assert.equal(refused.json.error.code, 'bad_grant');
+    }
     await waitUntil(
       async () => (await outstandingAt(r1)) === 0 && (await outstandingAt(r2)) === 0,
       20_000,

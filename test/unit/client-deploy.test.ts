@@ -116,3 +116,28 @@ test('the banner: reception, dashboard, metrics and a ready-to-paste get line', 
   assert.ok(text.includes(`npx rushgate get http://127.0.0.1:8080${EXAMPLE_ITEMS.small}`));
   assert.ok(text.includes(`npx rushgate rush http://127.0.0.1:8080${EXAMPLE_ITEMS.large}`));
 });
+
+test('the demo shop: /paid/** needs a grant, and the banner prints a get line with a grant that verifies', async () => {
+  const { verifyGrant } = await import('../../src/grants/verify.js');
+  const { secretKeys } = await import('../../src/grants/issuer-keys.js');
+  const { DEMO_SHOP_ISS } = await import('../../src/deploy/example.js');
+  const shopSecret = 's'.repeat(43);
+  const config = parseConfig(exampleDeployment(secrets, '/d', 8080, shopSecret), { baseDir: '/d' });
+  assert.deepEqual(config.reception.grants?.required, ['/paid/**']);
+  const now = 1_700_000_000_000;
+  const text = banner(config, { dataDir: '/d' }, now).join('\n');
+  const m = new RegExp(
+    `npx rushgate get http://127\\.0\\.0\\.1:8080${EXAMPLE_ITEMS.paid} --grant (\\S+)`,
+  ).exec(text);
+  assert.ok(m, text);
+  const verdict = await verifyGrant(m[1]!, {
+    issuers: new Map([[DEMO_SHOP_ISS, secretKeys(shopSecret)]]),
+    nowMs: now,
+    clockSkewSeconds: 0,
+  });
+  assert.ok(verdict.ok, JSON.stringify(verdict));
+  assert.deepEqual(verdict.claims.items, [EXAMPLE_ITEMS.paid]);
+  // Without the demo shop, no paid line.
+  const plain = parseConfig(exampleDeployment(secrets, '/d', 8080), { baseDir: '/d' });
+  assert.doesNotMatch(banner(plain, { dataDir: '/d' }).join('\n'), /--grant/);
+});

@@ -19,6 +19,7 @@ interface GetFlags {
   limitRate?: string;
   insecure?: boolean;
   cacert?: string;
+  grant?: string;
 }
 
 export function registerGetCommand(program: Command): void {
@@ -32,13 +33,14 @@ export function registerGetCommand(program: Command): void {
     .option('--max-wait <seconds>', 'give up (exit 3) when still busy after this many seconds')
     .option('--json', 'print a one-line JSON summary as the last line of stdout')
     .option('-q, --quiet', 'print nothing but errors (no progress bar)')
+    .option('--grant <jwt>', "the shop's purchase grant for a paid item (exit 5 when it is refused)")
     .option('--limit-rate <rate>', 'download at most this fast, e.g. 500K or 2M bytes per second')
     .option('-k, --insecure', "HTTPS: do not check the servers' certificates (like curl -k); tests only")
     .option('--cacert <file>', 'HTTPS: trust the certificates signed by this PEM file (like curl --cacert)')
     .addHelpText(
       'after',
       `
-Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrity check failed,
+Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrity check failed, 5 purchase grant refused,
 130 interrupted (the .part file is kept; run the same command again to continue).`,
     )
     .action(async (url: string, flags: GetFlags) => {
@@ -70,6 +72,7 @@ Exit codes: 0 done, 1 failed, 2 usage, 3 still busy after --max-wait, 4 integrit
             ...(flags.output === undefined ? {} : { output: flags.output }),
             ...(maxWaitSeconds === undefined ? {} : { maxWaitSeconds }),
             ...(limitRate === undefined ? {} : { limitRate }),
+            ...(flags.grant === undefined ? {} : { grant: flags.grant }),
           },
           {
             clock: systemClock,

@@ -16,9 +16,24 @@ export function registerKeysCommand(program: Command): void {
       'key id, becomes the ticket header `kid`',
       `k${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`,
     )
-    .action((opts: { id: string }) => {
+    .option(
+      '--grant-issuer <iss>',
+      "instead: write a shop's EdDSA key pair for purchase grants (CONTRACT §7)",
+    )
+    .option('--out <dir>', 'with --grant-issuer: where the two files go', '.')
+    .action(async (opts: { id: string; grantIssuer?: string; out: string }) => {
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(opts.id))
         throw new UsageError(`--id must be 1–64 letters, digits, ".", "_" or "-"`);
-      process.stdout.write(stringify([{ id: opts.id, key: newTicketKey() }]));
+      if (opts.grantIssuer === undefined) {
+        process.stdout.write(stringify([{ id: opts.id, key: newTicketKey() }]));
+        return;
+      }
+      const [{ writeShopKeys }] = await Promise.all([import('../shop-keys.js')]);
+      const written = await writeShopKeys(opts.grantIssuer, opts.id, opts.out);
+      process.stdout.write(
+        `private key (keep it in the shop, mode 0600): ${written.privateFile}\n` +
+          `public JWK Set (for the reception): ${written.publicFile}\n\n` +
+          stringify({ grants: { issuers: [{ iss: opts.grantIssuer, jwks: written.publicFile }] } }),
+      );
     });
 }

@@ -52,11 +52,13 @@ local function encode_flat(obj)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
--- An order: scalars plus `tickets`, always an array (cjson would turn an empty one into {}).
+-- An order: scalars plus `tickets`, always an array (cjson would turn an empty one into {}),
+-- and `purchase` (CONTRACT §7), a flat object.
 local function encode_order(o)
   local parts = {}
   for k, v in pairs(o) do
-    if k ~= 'tickets' then parts[#parts + 1] = cjson.encode(k) .. ':' .. json_scalar(v) end
+    if k == 'purchase' then parts[#parts + 1] = '"purchase":' .. encode_flat(v)
+    elseif k ~= 'tickets' then parts[#parts + 1] = cjson.encode(k) .. ':' .. json_scalar(v) end
   end
   local tickets = {}
   for i, t in ipairs(o.tickets) do tickets[i] = encode_flat(t) end

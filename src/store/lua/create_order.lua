@@ -1,5 +1,5 @@
 -- createOrder: ARGV = prefix, order JSON (status waiting, no tickets), idempotency key or '',
--- createdAt, idempotency TTL ms. Returns { kind, order JSON }. The key's expiry is checked
+-- createdAt, idempotency TTL ms, purchase hash or '' (CONTRACT §7: the order joins that purchase's set). Returns { kind, order JSON }. The key's expiry is checked
 -- against createdAt (the store never reads a clock); its Redis TTL only collects garbage.
 local order_json, key = ARGV[2], ARGV[3]
 local order = cjson.decode(order_json)
@@ -27,5 +27,8 @@ redis.call('SET', P .. 'order:' .. order.id, order_json)
 if key ~= '' then
   redis.call('SET', P .. 'idem:' .. key, encode_flat({ orderId = order.id, expiresAt = created_at + ttl }),
     'PX', json_number(math.max(ttl, 1)))
+end
+if ARGV[6] and ARGV[6] ~= '' then
+  redis.call('SADD', P .. 'purchase:' .. ARGV[6], order.id)
 end
 return { 'created', order_json }
