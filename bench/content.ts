@@ -8,10 +8,11 @@
  * `expiring` with one ticket reused by every request, so both servers do the same work per
  * request apart from our ticket check. Goals: throughput ≥ 0.9 × nginx, requests/s ≥ 0.5 × nginx.
  * Prints the numbers and the ratios; no pass/fail. Run with `node --import tsx bench/content.ts`,
- * or import `runContentBench()`. Takes about 45 s; needs nginx, curl and wrk on the PATH (skips,
+ * or import `runContentBench()`. Then both again over HTTPS (one self-signed certificate for both): the
+ * TLS rows. Takes about 90 s; needs nginx, curl and wrk on the PATH (skips,
  * saying so, when one is missing). `BENCH_SMALL_ONLY=1` runs only the 16 KiB part (for iterating).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -61,8 +62,9 @@ async function has(cmd: string): Promise<boolean> {
 }
 
 /** Bytes per second of one curl download to /dev/null. */
-async function curlSpeed(url: string): Promise<number> {
+async function curlSpeed(url: string, cacert?: string): Promise<number> {
   const { stdout } = await run('curl', [
+    ...(cacert ? ['--cacert', cacert] : []),
     '-s',
     '-f',
     '--max-time',
@@ -121,7 +123,13 @@ interface NginxHandle {
   workerPid(): number | undefined;
 }
 
-function startNginx(dir: string, root: string, port: number): Promise<NginxHandle> {
+function startNginx(
+  dir: string,
+  root: string,
+  port: number,
+  /** A second, HTTPS server block (the TLS rows): same root, the certificate rushgate serves. */
+  tls?: { port: number; cert: string; key: string },
+): Promise<NginxHandle> {
   const conf = path.join(dir, 'nginx.conf');
   mkdirSync(path.join(dir, 'nginx-tmp'), { recursive: true });
   writeFileSync(
@@ -142,6 +150,7 @@ http {
   uwsgi_temp_path ${dir}/nginx-tmp;
   scgi_temp_path ${dir}/nginx-tmp;
   server { listen 127.0.0.1:${port}; root ${root}; }
+  ${tls ? `server { listen 127.0.0.1:${tls.port} ssl; root ${root}; ssl_certificate ${tls.cert}; ssl_certificate_key ${tls.key}; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:TLS:1m; }` : ''}
 }
 `,
   );
@@ -232,6 +241,13 @@ export async function runContentBench(): Promise<void> {
       await freePort(),
       await freePort(),
     ];
+    // TLS rows: a second content server with `tls`, and nginx's HTTPS block, one self-signed cert.
+    const tls = {
+      ...makeBenchCert(dir),
+      pub: await freePort(),
+      int: await freePort(),
+      nginx: await freePort(),
+    };
     const config = parseConfig({
       secrets: {
         ticketKeys: [{ id: 'k1', key: randomBytes(32).toString('base64url') }],
@@ -248,6 +264,16 @@ export async function runContentBench(): Promise<void> {
           root,
           capacity: 100,
         },
+        {
+          id: 'tls',
+          publicUrl: `https://127.0.0.1:${tls.pub}`,
+          internalUrl: `http://127.0.0.1:${tls.int}`,
+          listen: `127.0.0.1:${tls.pub}`,
+          internalListen: `127.0.0.1:${tls.int}`,
+          root,
+          capacity: 100,
+          tls: { cert: tls.cert, key: tls.key },
+        },
       ],
     });
     const sink = await eventSink(recInt);
@@ -255,7 +281,15 @@ export async function runContentBench(): Promise<void> {
     const server = buildContentServer({ config, serverId: 'a', logger: silentLogger, rescanIntervalMs: 0 });
     await server.start();
     cleanups.push(() => server.stop(0));
-    const nginx = await startNginx(dir, root, nginxPort);
+    const tlsServer = buildContentServer({
+      config,
+      serverId: 'tls',
+      logger: silentLogger,
+      rescanIntervalMs: 0,
+    });
+    await tlsServer.start();
+    cleanups.push(() => tlsServer.stop(0));
+    const nginx = await startNginx(dir, root, nginxPort, { port: tls.nginx, cert: tls.cert, key: tls.key });
     cleanups.push(nginx.stop);
     const nginxCpu = () => cpuSecondsOf(nginx.workerPid());
     // The server runs in this process, which is otherwise idle while wrk runs.
@@ -264,12 +298,12 @@ export async function runContentBench(): Promise<void> {
       return (u.user + u.system) / 1e6;
     };
 
-    const ticketFor = (itemPath: string) =>
+    const ticketFor = (itemPath: string, serverId = 'a') =>
       issueTicket(
         {
           ticketId: `bench-${itemPath}`,
           orderId: 'bench',
-          serverId: 'a',
+          serverId,
           path: itemPath,
           clientAddress: '127.0.0.1',
           nowMs: Date.now(),
@@ -325,6 +359,13 @@ export async function runContentBench(): Promise<void> {
       `  server CPU per request (disturbed far less by a busy machine): rushgate ${best.ours.cpu.toFixed(0)} µs, ` +
         `nginx ${best.nginx.cpu.toFixed(0)} µs`,
     );
+
+    await tlsRows({
+      smallOnly,
+      cacert: tls.cert,
+      ours: (itemPath) => `https://127.0.0.1:${tls.pub}/t/${ticketFor(itemPath, 'tls')}${itemPath}`,
+      theirs: (itemPath) => `https://127.0.0.1:${tls.nginx}${itemPath}`,
+    });
   } finally {
     for (const c of cleanups.reverse()) {
       try {
@@ -335,6 +376,66 @@ export async function runContentBench(): Promise<void> {
     }
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A self-signed certificate for 127.0.0.1 (openssl), served by both rushgate and nginx. */
+function makeBenchCert(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'bench.crt');
+  const key = path.join(dir, 'bench.key');
+  execFileSync(
+    'openssl',
+    [
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+      ...['-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=bench'],
+      ...['-addext', 'subjectAltName=IP:127.0.0.1'],
+    ],
+    { stdio: 'ignore' },
+  );
+  // nginx's worker reads them as an unprivileged user.
+  chmodSync(cert, 0o644);
+  chmodSync(key, 0o644);
+  return { cert, key };
+}
+
+/**
+ * The same two measurements over HTTPS (TLS 1.3, one certificate for both servers): the 1 GiB
+ * download and the 16 KiB requests. wrk keeps its connections, so the 16 KiB row measures
+ * encryption per request, not handshakes. `BENCH_WRK_SECONDS` shortens the wrk runs (smoke checks).
+ */
+async function tlsRows(o: {
+  smallOnly: boolean;
+  cacert: string;
+  ours: (itemPath: string) => string;
+  theirs: (itemPath: string) => string;
+}): Promise<void> {
+  const secs = Number(process.env.BENCH_WRK_SECONDS ?? 4);
+  if (!o.smallOnly) {
+    await curlSpeed(o.theirs('/big.bin'), o.cacert);
+    await curlSpeed(o.ours('/big.bin'), o.cacert);
+    let oursBest = 0;
+    let nginxBest = 0;
+    for (let round = 0; round < 3; round++) {
+      nginxBest = Math.max(nginxBest, await curlSpeed(o.theirs('/big.bin'), o.cacert));
+      oursBest = Math.max(oursBest, await curlSpeed(o.ours('/big.bin'), o.cacert));
+    }
+    console.log(
+      `TLS 1 GiB download (curl, best of 3): rushgate ${fmtRate(oursBest)}, nginx ${fmtRate(nginxBest)}, ` +
+        `ratio ${(oursBest / nginxBest).toFixed(2)}`,
+    );
+  }
+  const small = { ours: o.ours('/small.bin'), theirs: o.theirs('/small.bin') };
+  await wrkRps(small.theirs, Math.min(2, secs));
+  await wrkRps(small.ours, Math.min(2, secs));
+  let ours = 0;
+  let theirs = 0;
+  for (let round = 0; round < 2; round++) {
+    theirs = Math.max(theirs, (await wrkRps(small.theirs, secs)).rps);
+    ours = Math.max(ours, (await wrkRps(small.ours, secs)).rps);
+  }
+  console.log(
+    `TLS 16 KiB item (wrk -t1 -c50, best of 2 × ${secs} s): rushgate ${ours.toFixed(0)} req/s, ` +
+      `nginx ${theirs.toFixed(0)} req/s, ratio ${(ours / theirs).toFixed(2)}`,
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -9,6 +9,7 @@
  * small `rushgate rush` shows the waiting line. Writes the resolved deployment file
  * (`deployment.yaml`) that the child processes run from.
  */
+
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -29,6 +30,7 @@ import { newInternalToken, newTicketKey } from '../config/keys.js';
 import { parseConfig } from '../config/load.js';
 import type { Config, DeploymentInput } from '../config/schema.js';
 import { UsageError } from '../errors.js';
+import { ensureSelfSigned } from './self-signed.js';
 
 export const EXAMPLE_BASE_PORT = 8080;
 /** Internal ports sit this far above the public ones (8080 → 9080). */
@@ -97,31 +99,36 @@ export function exampleDeployment(
   dataDir: string,
   base: number,
   shopSecret?: string,
+  /** HTTPS on the public listeners (`up --tls`): the certificate every one of them serves. */
+  tls?: { cert: string; key: string },
 ): DeploymentInput {
   const ports = examplePorts(base);
   const host = '127.0.0.1';
+  const scheme = tls ? 'https' : 'http';
   const root = path.join(dataDir, 'content');
   return {
     secrets,
     reception: {
       listen: `${host}:${ports.reception.listen}`,
       internalListen: `${host}:${ports.reception.internal}`,
-      publicUrl: `http://${host}:${ports.reception.listen}`,
+      publicUrl: `${scheme}://${host}:${ports.reception.listen}`,
       store: `sqlite:${path.join(dataDir, 'reception.db')}`,
       // Everyone on one machine shares one address: the per-address limit would throttle a demo rush.
       rateLimit: null,
       ...(shopSecret !== undefined
         ? { grants: { required: ['/paid/**'], issuers: [{ iss: DEMO_SHOP_ISS, secret: shopSecret }] } }
         : {}),
+      ...(tls ? { tls } : {}),
     },
     contentServers: ports.servers.map((s) => ({
       id: s.id,
-      publicUrl: `http://${host}:${s.listen}`,
+      publicUrl: `${scheme}://${host}:${s.listen}`,
       internalUrl: `http://${host}:${s.internal}`,
       listen: `${host}:${s.listen}`,
       internalListen: `${host}:${s.internal}`,
       root,
       capacity: EXAMPLE_CAPACITY,
+      ...(tls ? { tls } : {}),
     })),
   };
 }
@@ -136,7 +143,7 @@ export interface PreparedExample {
 }
 
 /** Makes the data folder ready: secrets, sample items, deployment file. Idempotent. */
-export function prepareExample(opts: { dataDir: string; basePort: number }): PreparedExample {
+export function prepareExample(opts: { dataDir: string; basePort: number; tls?: boolean }): PreparedExample {
   const dataDir = path.resolve(opts.dataDir);
   const created: string[] = [];
   mkdirSync(path.join(dataDir, 'content', 'sample'), { recursive: true });
@@ -182,7 +189,13 @@ export function prepareExample(opts: { dataDir: string; basePort: number }): Pre
   }
   const shopSecret = readFileSync(shopSecretFile, 'utf8').trim();
 
-  const deployment = exampleDeployment(secrets, dataDir, opts.basePort, shopSecret);
+    let tls: { cert: string; key: string } | undefined;
+  if (opts.tls) {
+    const made = ensureSelfSigned(dataDir);
+    if (made.created) created.push(made.cert);
+    tls = { cert: made.cert, key: made.key };
+  }
+  const deployment = exampleDeployment(secrets, dataDir, opts.basePort, shopSecret, tls);
   const configPath = path.join(dataDir, 'deployment.yaml');
   writePrivate(
     configPath,

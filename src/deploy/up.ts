@@ -23,6 +23,8 @@ export interface UpOptions {
   dataDir?: string;
   /** The example's first port (default `RUSHGATE_EXAMPLE_BASE_PORT` or 8080). */
   basePort?: number;
+  /** The example over HTTPS, with a self-signed certificate made under the data folder. */
+  tls?: boolean;
   /** How long children get to finish transfers on shutdown. */
   graceSeconds: number;
   /** Once every role is ready, write the bound addresses of all of them there (JSON). */
@@ -57,8 +59,12 @@ export async function runUp(opts: UpOptions, deps: UpDeps): Promise<void> {
     const basePort = opts.basePort ?? envPort(deps.env.RUSHGATE_EXAMPLE_BASE_PORT) ?? EXAMPLE_BASE_PORT;
     await refuseTakenPorts(exampleListenSpecs(basePort));
     say(`preparing the example deployment in ${dataDir} …`);
-    const prepared = prepareExample({ dataDir, basePort });
+    const prepared = prepareExample({ dataDir, basePort, ...(opts.tls ? { tls: true } : {}) });
     for (const file of prepared.created) say(`created ${file}`);
+    if (opts.tls) {
+      const cert = prepared.config.reception.tls?.cert ?? '';
+      say(`HTTPS with a self-signed certificate: rushgate get --cacert ${cert} URL (or --insecure)`);
+    }
     config = prepared.config;
     configPath = prepared.configPath;
     example = { dataDir };
@@ -198,7 +204,11 @@ async function announceReady(
   signal: AbortSignal,
   say: (line: string) => void,
 ): Promise<void> {
-  const url = `${urlOfListen(config.reception.listen)}/healthz`;
+  // Under `tls` the public port speaks HTTPS (a self-signed certificate fetch would refuse): ask
+  // the internal port's `/healthz`, which says the same about taking orders.
+  const url = config.reception.tls
+    ? `${config.reception.internalUrl}/healthz`
+    : `${urlOfListen(config.reception.listen)}/healthz`;
   const started = Date.now();
   let warned = false;
   while (!signal.aborted) {

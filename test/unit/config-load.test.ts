@@ -53,6 +53,7 @@ describe('defaults', () => {
         internalUrl: 'http://127.0.0.1:9080',
         store: 'sqlite:/srv/data/reception.db',
         trustProxy: [],
+        tls: null,
         rateLimit: { perSecond: 20, burst: 60 },
         monitor: { intervalMs: 500, timeoutMs: 1000, failuresBeforeDown: 3 },
         allocation: { tieTolerance: 0.05 },
@@ -76,6 +77,21 @@ describe('defaults', () => {
     assert.equal(a?.capacity, 50);
     assert.equal(a?.memoryLimitMb, null);
     assert.equal(a?.distance, null);
+    assert.equal(a?.tls, null);
+    assert.deepEqual(a?.trustProxy, []);
+  });
+
+  test('tls paths resolve against the file folder; trustProxy takes addresses and CIDRs', () => {
+    const input = minimal({ reception: { tls: { cert: 'tls/c.pem', key: '/etc/k.pem' } } });
+    const server = (input.contentServers as Record<string, unknown>[])[0] as Record<string, unknown>;
+    server.tls = { cert: 'c.pem', key: 'k.pem' };
+    server.trustProxy = ['10.0.0.0/8', '::1'];
+    const c = parseConfig(input, { baseDir: '/srv' });
+    assert.deepEqual(c.reception.tls, { cert: '/srv/tls/c.pem', key: '/etc/k.pem' });
+    assert.deepEqual(c.contentServers[0]?.tls, { cert: '/srv/c.pem', key: '/srv/k.pem' });
+    assert.deepEqual(c.contentServers[0]?.trustProxy, ['10.0.0.0/8', '::1']);
+    server.trustProxy = ['not-an-address'];
+    assert.throws(() => parseConfig(input), /contentServers\.0\.trustProxy|contentServers\[0\]\.trustProxy/);
   });
 
   test('bindClientAddress defaults to true only under strict', () => {

@@ -11,6 +11,7 @@ interface UpFlags {
   config?: string;
   dataDir?: string;
   basePort?: string;
+  tls?: boolean;
   graceSeconds: string;
   readyFile?: string;
 }
@@ -24,6 +25,10 @@ export function registerUpCommand(program: Command): void {
     .option(
       '--base-port <port>',
       'example only: first port; the reception listens there, servers on the next three, internal ports 1000 above (default: $RUSHGATE_EXAMPLE_BASE_PORT or 8080)',
+    )
+    .option(
+      '--tls',
+      'example only: HTTPS on the public ports, with a self-signed certificate made in the data folder',
     )
     .option('--grace-seconds <s>', 'on shutdown, how long transfers in flight may take to finish', '10')
     .option('--ready-file <path>', 'once every role is ready, write their bound addresses there (JSON)')
@@ -42,6 +47,8 @@ folder, so a restart reuses them. Environment: RUSHGATE_DATA_DIR, RUSHGATE_EXAMP
         if (!Number.isInteger(basePort))
           throw new UsageError(`--base-port must be a port number, got ${flags.basePort}`);
       }
+      if (flags.config && flags.tls)
+        throw new UsageError('--tls applies to the example deployment; with --config, set tls in the file');
       if (flags.config && (flags.dataDir || flags.basePort))
         throw new UsageError(
           '--data-dir and --base-port apply to the example deployment only, not with --config',
@@ -70,6 +77,7 @@ folder, so a restart reuses them. Environment: RUSHGATE_DATA_DIR, RUSHGATE_EXAMP
             ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
             ...(flags.readyFile ? { readyFile: flags.readyFile } : {}),
             ...(basePort === undefined ? {} : { basePort }),
+            ...(flags.tls ? { tls: true } : {}),
           },
           {
             command: [process.execPath, ...process.execArgv, process.argv[1] ?? ''],
