@@ -362,6 +362,11 @@ describe('purchase grants (CONTRACT §7)', () => {
     const revokedOrders = h.net.revocations.map((x) => (x.kind === 'order' ? x.orderId : '')).sort();
     assert.deepEqual(revokedOrders, [a.json.orderId, b.json.orderId].sort());
     assert.ok(!revokedOrders.includes(other.json.orderId));
+    for (const id of [a.json.orderId, b.json.orderId]) {
+      const fresh = await h.reception.publicApp.inject({ method: 'POST', url: `/api/orders/${id}/tickets` });
+      assert.equal(fresh.statusCode, 409, 'no fresh ticket for a refunded order');
+      assert.equal(fresh.json().error.code, 'order_closed');
+    }
     const after = await h.order({ item: '/paid/game.bin', grant: g });
     assert.equal(after.status, 403);
     assert.equal(code(after), 'bad_grant');
