@@ -5,7 +5,7 @@
  * Verified grants come from the cache; a refunded purchase is refused even with a cached grant
  * (revocations are in the store, shared by every reception on one Redis).
  */
-import type { ErrorCode } from '../errors.js';
+import { ConfigError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { GrantCache } from './cache.js';
 import type { GrantClaims, Purchase } from './claims.js';
@@ -43,12 +43,17 @@ export function buildGrantGate(deps: {
   const { settings, clockSkewSeconds, now, isRevoked, logger } = deps;
   const required: ItemMatcher = settings ? compileGlobs(settings.required) : () => false;
   const issuers = new Map<string, IssuerKeys>();
-  for (const i of settings?.issuers ?? []) {
-    issuers.set(
-      i.iss,
-      i.secret !== undefined ? secretKeys(i.secret) : jwksFileKeys(i.jwks ?? '', logger, now),
-    );
-  }
+  (settings?.issuers ?? []).forEach((i, n) => {
+    try {
+      issuers.set(
+        i.iss,
+        i.secret !== undefined ? secretKeys(i.secret) : jwksFileKeys(i.jwks ?? '', logger, now),
+      );
+    } catch (err) {
+      // A JWK Set that cannot be read at start is a deployment problem: exit 2, naming the key.
+      throw new ConfigError([`reception.grants.issuers[${n}].jwks: ${(err as Error).message}`]);
+    }
+  });
   const cache = new GrantCache();
   const itemMatchers = new Map<string, ItemMatcher>();
   const listed = (claims: GrantClaims, item: string) => {

@@ -18,7 +18,7 @@ import type { Config } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
 import { grantCookie, grantCookieOf, grantOfBrowser, grantOfPost } from '../grants/transport.js';
 import { MAX_GRANT_LENGTH } from '../grants/verify.js';
-import { encodeItemPath, itemPathFromUrlPath } from '../items/item-path.js';
+import { checkItemPath, encodeItemPath, itemPathFromUrlPath } from '../items/item-path.js';
 import type { OrderRecord, TicketRecord } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
@@ -244,14 +244,27 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
         return sendError(reply, 'bad_request', 'Idempotency-Key must be 1–255 visible ASCII characters.');
       key = k.data;
     }
+    // The waiting page's script retries here; its grant rides in the item's cookie (CONTRACT §7).
+    const sentGrant = grantOfPost(parsed.data.grant, req.headers.authorization);
+    const cookieItem = checkItemPath(parsed.data.item);
+    const cookieGrant =
+      sentGrant === undefined && cookieItem.ok
+        ? grantCookieOf(req.headers.cookie, cookieItem.path)
+        : undefined;
     const outcome = await desk.placeOrder({
       item: parsed.data.item,
       clientAddress: req.clientAddress,
       email: parsed.data.email,
       queueToken: token,
       idempotencyKey: key,
-      grant: grantOfPost(parsed.data.grant, req.headers.authorization),
+      grant: sentGrant ?? cookieGrant,
     });
+    if (
+      cookieGrant !== undefined &&
+      cookieItem.ok &&
+      (outcome.kind === 'ticketed' || outcome.kind === 'existing')
+    )
+      reply.header('set-cookie', grantCookie(cookieItem.path, '', 0));
     return sendOutcome(reply, outcome, parsed.data.item, started);
   });
 
@@ -299,7 +312,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     }
     // CONTRACT §7: the grant comes in the link (`?grant=`) or, while waiting, in its cookie; it
     // never goes on: no Referer leaves this page, and the Location is the bare ticket URL.
-    const grant = grantOfBrowser(req.raw.url ?? '', req.headers.cookie);
+    const grant = grantOfBrowser(req.raw.url ?? '', req.headers.cookie, parsed.path);
     reply.header('referrer-policy', 'no-referrer');
     const outcome = await desk.placeOrder({
       item: parsed.path,
@@ -310,13 +323,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     record(outcome, started);
     const cookies: string[] = [];
     if (grant !== undefined && outcome.kind === 'busy') {
-      cookies.push(
-        grantCookie(
-          encodeItemPath(parsed.path),
-          grant,
-          rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds,
-        ),
-      );
+      cookies.push(grantCookie(parsed.path, grant, rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds));
     }
     if (outcome.kind === 'busy') {
       if (cookies.length > 0) reply.header('set-cookie', cookies);
@@ -324,8 +331,8 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     }
     if (outcome.kind === 'error') return sendError(reply, outcome.code, outcome.message);
     if (!outcome.ticket) return sendError(reply, 'internal_error');
-    if (grant !== undefined && grantCookieOf(req.headers.cookie) !== undefined)
-      cookies.push(grantCookie(encodeItemPath(parsed.path), '', 0));
+    if (grant !== undefined && grantCookieOf(req.headers.cookie, parsed.path) !== undefined)
+      cookies.push(grantCookie(parsed.path, '', 0));
     if (token !== undefined) cookies.push(`${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
     if (cookies.length > 0) reply.header('set-cookie', cookies);
     return reply.code(303).header('location', outcome.ticket.url).header('cache-control', 'no-store').send();

@@ -329,6 +329,10 @@ export function buildOrderDesk(deps: {
         if (order.tickets.some((t) => t.status === 'revoked')) {
           return { kind: 'error', code: 'order_closed', message: 'This order was revoked.' };
         }
+        // A refunded purchase's order may have had no ticket to revoke yet (CONTRACT §7).
+        if (order.purchase && (await store.isPurchaseRevoked(order.purchase))) {
+          return { kind: 'error', code: 'order_closed', message: 'This purchase was refunded.' };
+        }
         if (order.tickets.length >= rc.tickets.maxTicketsPerOrder) {
           return { kind: 'error', code: 'ticket_limit_reached' };
         }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { runRushgate } from '../helpers/proc.js';
+import { type SmtpListener, startSmtpListener } from '../helpers/smtp.js';
 import { type Stack, startStack, waitUntil } from './get-harness.js';
 
 const SHOP = 'https://shop.example.com';
@@ -20,6 +21,7 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 let stack: Stack;
 let keysDir: string;
 let privateKey: string;
+let smtp: SmtpListener;
 
 before(async () => {
   keysDir = mkdtempSync(path.join(tmpdir(), 'rushgate-shop-'));
@@ -32,9 +34,11 @@ before(async () => {
   privateKey = path.join(keysDir, priv);
   assert.equal(statSync(privateKey).mode & 0o777, 0o600);
   assert.match(made.stdout, /jwks:/);
+  smtp = await startSmtpListener();
   stack = await startStack({
     servers: 2,
     reception: {
+      mail: { smtp: smtp.url, from: 'downloads@example.com' },
       grants: { required: ['/paid/**'], issuers: [{ iss: SHOP, jwks: path.join(keysDir, pub) }] },
     },
     items: { '/free.txt': { content: 'free\n' }, '/paid/game.bin': { content: PAID } },
@@ -43,6 +47,7 @@ before(async () => {
 
 after(async () => {
   await stack?.stop();
+  await smtp?.close();
   rmSync(keysDir, { recursive: true, force: true });
 });
 
@@ -133,4 +138,20 @@ test('a refund: rushgate revoke --purchase makes the ticket 410 on its content s
   });
   assert.equal(after.status, 403);
   assert.equal(((await after.json()) as { error: { code: string } }).error.code, 'bad_grant');
+});
+
+test('a grant with an e-mail: the ticket link is mailed to the buyer', { timeout: 60_000 }, async () => {
+  const g = await mint('p-mail', ['--email', 'buyer@example.com']);
+  const placed = await fetch(stack.url('/api/orders'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ item: '/paid/game.bin', grant: g }),
+  });
+  assert.equal(placed.status, 201);
+  const { ticket } = (await placed.json()) as { ticket: { url: string } };
+  await waitUntil(async () => smtp.mails.some((m) => m.to.includes('buyer@example.com')), 20_000, 'the mail');
+  const body = smtp.mails.find((m) => m.to.includes('buyer@example.com'))?.body.replace(/=\r?\n/g, '') ?? '';
+  const ticketPart = new URL(ticket.url).pathname.split('/')[2] ?? '';
+  assert.ok(body.includes(ticketPart.slice(0, 30)), body);
+  assert.ok(!body.includes(g.split('.')[2] ?? 'none'), 'the grant is not in the mail');
 });

@@ -362,6 +362,11 @@ describe('purchase grants (CONTRACT §7)', () => {
     const revokedOrders = h.net.revocations.map((x) => (x.kind === 'order' ? x.orderId : '')).sort();
     assert.deepEqual(revokedOrders, [a.json.orderId, b.json.orderId].sort());
     assert.ok(!revokedOrders.includes(other.json.orderId));
+    for (const id of [a.json.orderId, b.json.orderId]) {
+      const fresh = await h.reception.publicApp.inject({ method: 'POST', url: `/api/orders/${id}/tickets` });
+      assert.equal(fresh.statusCode, 409, 'no fresh ticket for a refunded order');
+      assert.equal(fresh.json().error.code, 'order_closed');
+    }
     const after = await h.order({ item: '/paid/game.bin', grant: g });
     assert.equal(after.status, 403);
     assert.equal(code(after), 'bad_grant');
@@ -473,10 +478,10 @@ describe('purchase grants (CONTRACT §7)', () => {
     assert.equal(waiting.headers['referrer-policy'], 'no-referrer');
     assert.ok(!waiting.body.includes(g), 'the waiting page does not carry the grant');
     const cookies = ([] as string[]).concat(waiting.headers['set-cookie'] as string | string[]);
-    const grantCookie = cookies.find((c) => c.startsWith('rushgate_grant='));
+    const grantCookie = cookies.find((c) => c.startsWith('rushgate_grant_'));
     const queueCookie = cookies.find((c) => c.startsWith('rushgate_queue='));
     assert.ok(grantCookie && queueCookie, cookies.join(' | '));
-    assert.match(grantCookie, /Path=\/paid\/game\.bin;/);
+    assert.match(grantCookie, /Path=\/;/);
     assert.match(grantCookie, /HttpOnly/);
     const jar = [grantCookie, queueCookie].map((c) => c.split(';')[0]).join('; ');
     // The page's retry is the bare item URL; the cookie alone carries the grant. Still busy: 503.
@@ -488,9 +493,14 @@ describe('purchase grants (CONTRACT §7)', () => {
     assert.ok(!String(admitted.headers.location).includes('grant'));
     const cleared = ([] as string[]).concat(admitted.headers['set-cookie'] as string | string[]);
     assert.ok(
-      cleared.some((c) => c.startsWith('rushgate_grant=;') && c.includes('Max-Age=0')),
+      cleared.some((c) => c.startsWith(`${grantCookie.split('=')[0]}=;`) && c.includes('Max-Age=0')),
       cleared.join(' | '),
     );
+    // The cookie is for this item only: a free item ordered with it in the jar is not refused
+    // (busy: the one slot is taken by the admitted buyer), and no grant is checked for it.
+    const other = await h.reception.publicApp.inject({ url: '/free.bin', headers: { cookie: jar } });
+    assert.equal(other.statusCode, 503, other.body);
+    assert.equal(other.json().status, 'busy');
     // Without the cookie (and without ?grant=) the paid item is refused.
     const bare = await h.reception.publicApp.inject({ url: '/paid/game.bin' });
     assert.equal(bare.statusCode, 401);
