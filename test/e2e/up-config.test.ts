@@ -82,7 +82,8 @@ test('runs every role, restarts a crashed one, and stops gracefully', { timeout:
       'restart',
     );
     await waitUntil(
-      () => [...childrenOf(up.child.pid!)].some(([pid, args]) => pid !== victimPid && /--id a( |$)/.test(args)),
+      () =>
+        [...childrenOf(up.child.pid!)].some(([pid, args]) => pid !== victimPid && /--id a( |$)/.test(args)),
       30_000,
       'a new content a',
     );
