@@ -12,7 +12,7 @@
  * tickets the new instance reports in use (issued after the restart, already being served).
  * `verdict` is pure; `buildLostTickets` does the store work.
  */
-import type { LoadReport } from '../protocol/internal.js';
+import type { LoadReport, Notice } from '../protocol/internal.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/log.js';
 import type { SlotLedger } from './slot-ledger.js';
@@ -86,4 +86,20 @@ export function buildLostTickets(deps: {
       return ended;
     },
   };
+}
+
+/**
+ * The notices a restarted server must get again: tickets that may still be used — not fulfilled
+ * (the old instance had revoked those locally, and that is lost too), revoked or failed. A ticket
+ * ended only for the restart (`lapsed`) stays usable: its client may still come.
+ */
+export async function liveNotices(store: Store, notices: Notice[]): Promise<Notice[]> {
+  const out: Notice[] = [];
+  const orders = new Map<string, Awaited<ReturnType<Store['getOrder']>>>();
+  for (const n of notices) {
+    if (!orders.has(n.oid)) orders.set(n.oid, await store.getOrder(n.oid));
+    const t = orders.get(n.oid)?.tickets.find((x) => x.id === n.jti);
+    if (t && (t.status === 'issued' || t.status === 'downloading' || t.status === 'lapsed')) out.push(n);
+  }
+  return out;
 }
