@@ -457,7 +457,7 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
     });
 
     withStore(
-      'lapseUnclaimed lapses issued tickets at exactly claimBy, never started ones',
+      'lapseUnclaimed lapses issued tickets at exactly claimBy, not started ones before expiresAt',
       async ({ store }) => {
         const o1 = await newOrder(store);
         const t1 = await reserve(store, o1.id, 'a'); // claimBy T0 + 30 000
@@ -479,6 +479,31 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
         assert.deepEqual(await store.lapseUnclaimed(t1.claimBy), [], 'nothing twice');
         assert.equal((await store.lapseUnclaimed(T0 + 60_000)).length, 1);
         assert.equal(await countOn(store, 'b'), 0);
+      },
+    );
+
+    withStore(
+      'lapseUnclaimed ends a downloading ticket at exactly its expiresAt and frees its slot',
+      async ({ store }) => {
+        // Its server died mid-transfer: no fulfilled or abandoned event will ever come.
+        const o = await newOrder(store);
+        const t = await reserve(store, o.id, 'a');
+        await store.applyTransferEvent(event(t.id, 'started'));
+        assert.deepEqual(await store.lapseUnclaimed(t.expiresAt - 1), [], 'not before expiresAt');
+        const ended = await store.lapseUnclaimed(t.expiresAt);
+        assert.deepEqual(
+          ended.map((x) => [x.id, x.status, x.finishedAt]),
+          [[t.id, 'lapsed', t.expiresAt]],
+        );
+        assert.equal(await countOn(store, 'a'), 0, 'the slot is free');
+        assert.deepEqual(await store.lapseUnclaimed(t.expiresAt + 1), [], 'nothing twice');
+        // A fulfilled ticket is never touched, even long after its expiresAt.
+        const o2 = await newOrder(store);
+        const t2 = await reserve(store, o2.id, 'a');
+        await store.applyTransferEvent(event(t2.id, 'started'));
+        await store.applyTransferEvent(event(t2.id, 'fulfilled', 100));
+        assert.deepEqual(await store.lapseUnclaimed(t2.expiresAt + 1), []);
+        assert.equal((await store.getOrder(o2.id))?.status, 'fulfilled');
       },
     );
 

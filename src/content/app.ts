@@ -7,6 +7,7 @@
  * `stop(graceMs)` drains: the load report says `draining: true`, new transfers get 503, transfers
  * in flight may finish until the grace period ends, then the event outbox is flushed.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -172,6 +173,9 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
   // slot instead of holding it forever.
   publicServer.setTimeout(options.idleTimeoutMs ?? 60_000);
 
+  // New at every start: the reception sees a restart in it and ends what the old instance held
+  // (its transfers, notices and revocations died with it).
+  const instanceId = randomBytes(9).toString('base64url');
   const internal = buildInternalApi({
     token: config.secrets.internalToken,
     logger,
@@ -182,6 +186,7 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
       buildLoadReport(
         {
           serverId,
+          instanceId,
           nowMs: clock.now(),
           transfers: ledger.transfers,
           activeTickets: ledger.activeTickets(),

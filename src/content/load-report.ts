@@ -79,6 +79,7 @@ export class ServiceTimes {
 
 export interface LoadFacts {
   serverId: string;
+  instanceId: string;
   nowMs: number;
   transfers: number;
   activeTickets: string[];
@@ -100,6 +101,7 @@ export interface LoadFacts {
 export function buildLoadReport(facts: LoadFacts, catalogSince: string | undefined): LoadReport {
   const report: LoadReport = {
     serverId: facts.serverId,
+    instanceId: facts.instanceId,
     at: facts.nowMs,
     active: facts.transfers,
     activeTickets: facts.activeTickets,

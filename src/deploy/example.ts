@@ -189,7 +189,7 @@ export function prepareExample(opts: { dataDir: string; basePort: number; tls?: 
   }
   const shopSecret = readFileSync(shopSecretFile, 'utf8').trim();
 
-    let tls: { cert: string; key: string } | undefined;
+  let tls: { cert: string; key: string } | undefined;
   if (opts.tls) {
     const made = ensureSelfSigned(dataDir);
     if (made.created) created.push(made.cert);

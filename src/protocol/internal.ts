@@ -35,6 +35,12 @@ export type CatalogEntry = z.infer<typeof catalogEntrySchema>;
 /** `GET /load`: the content server's load condition. */
 export const loadReportSchema = z.object({
   serverId: z.string(),
+  /**
+   * New at every start of the content server. A change tells the reception the server restarted:
+   * whatever the old instance held (transfers, notices, revocations) is gone. Optional so that an
+   * older content server's report still parses.
+   */
+  instanceId: z.string().min(1).max(64).optional(),
   /** Server clock, ms since the epoch, when the report was made. */
   at: z.number(),
   /** Transfers in progress right now (responses being written). */

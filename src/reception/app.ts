@@ -21,6 +21,7 @@ import { buildEventIntake } from './event-intake.js';
 import { buildInternalApi } from './internal-api.js';
 import { createInternalClient, type InternalClient } from './internal-client.js';
 import { buildLoadMonitor, type LoadMonitor } from './load-monitor.js';
+import { buildLostTickets, liveNotices } from './lost-tickets.js';
 import type { Mailer } from './mailer.js';
 import { createReceptionMetrics, type ReceptionMetrics } from './metrics.js';
 import { buildNoticeDispatcher, type NoticeDispatcher } from './notice-dispatcher.js';
@@ -89,6 +90,12 @@ export function buildReception(deps: ReceptionDeps): Reception {
     logger,
   });
   monitor.onUp((id) => void dispatcher.retryPending(id));
+  const lost = buildLostTickets({ store, ledger, now: () => clock.now(), logger });
+  monitor.onLost(async (id, why) => {
+    // A restarted server is told again what it forgot before it is used (issue 8).
+    if (why.kind === 'restarted') await dispatcher.resendAfterRestart(id, (n) => liveNotices(store, n));
+    await lost.end(id, why.kind, why.kind === 'restarted' ? why.keep : undefined);
+  });
   const line = buildWaitingLine({ config: rc, store, monitor, ledger, tokens, logger, random });
   const issuer = buildTicketIssuer({ config, ring, store });
   const desk = buildOrderDesk({

@@ -15,6 +15,7 @@ import type { Logger } from '../util/log.js';
 import type { ServerSnapshot } from './allocator.js';
 import type { InternalClient } from './internal-client.js';
 import { buildItemIndex, catalogMap, type ItemCopy, type ItemIndex } from './item-index.js';
+import { type Verdict, verdict } from './lost-tickets.js';
 import {
   effectiveCapacity,
   type HealthRules,
@@ -66,6 +67,11 @@ export interface LoadMonitor {
   transferFailed(serverId: string): void;
   /** Called with a server id whenever that server comes up (revocations retry then). */
   onUp(listener: (serverId: string) => void): void;
+  /**
+   * Called, and awaited before the report is used, when a server restarted (new instance id) or
+   * was silent longer than `claimSeconds` (src/reception/lost-tickets.ts).
+   */
+  onLost(listener: (serverId: string, why: Exclude<Verdict, { kind: 'none' }>) => Promise<void>): void;
 }
 
 const RTT_ALPHA = 0.3;
@@ -111,6 +117,30 @@ export function buildLoadMonitor(deps: {
   const timers = new Set<NodeJS.Timeout>();
   const inFlight = new Set<Promise<unknown>>();
   const upListeners: ((serverId: string) => void)[] = [];
+  const lostListeners: ((serverId: string, why: Exclude<Verdict, { kind: 'none' }>) => Promise<void>)[] = [];
+  const claimMs = config.reception.tickets.claimSeconds * 1000;
+  const sweptForSilence = new Map<string, number>();
+
+  /** Runs the lost-ticket listeners when `verdict` says so; never throws (the poll goes on). */
+  const checkLost = async (s: ServerState, current: LoadReport | undefined): Promise<void> => {
+    const v = verdict({
+      previous: s.report,
+      current,
+      lastGoodAt: s.reportAt,
+      sweptForSilenceAt: sweptForSilence.get(s.config.id),
+      now: clock.now(),
+      claimMs,
+    });
+    if (v.kind === 'none') return;
+    if (v.kind === 'silent') sweptForSilence.set(s.config.id, clock.now());
+    for (const l of lostListeners) {
+      try {
+        await l(s.config.id, v);
+      } catch (err) {
+        logger.warn({ server: s.config.id, err: (err as Error).message }, 'handling a lost server failed');
+      }
+    }
+  };
 
   const rebuildIndex = () => {
     const catalogs = new Map<string, Map<string, ItemCopy>>();
@@ -156,6 +186,8 @@ export function buildLoadMonitor(deps: {
         throw new Error(`answered as server ${JSON.stringify(report.serverId)}`);
       }
       s.rttMs = s.rttMs === undefined ? rtt : RTT_ALPHA * rtt + (1 - RTT_ALPHA) * s.rttMs;
+      // Before the new report is used: a restarted server's old tickets end first.
+      await checkLost(s, report);
       s.report = report;
       s.reportAt = clock.now();
       s.polls.ok += 1;
@@ -174,6 +206,7 @@ export function buildLoadMonitor(deps: {
       s.polls.failed += 1;
       const reason = `load report: ${(err as Error).message}`;
       setHealth(s, onFailure(s.health, started, rules, reason));
+      await checkLost(s, undefined);
     }
   }
 
@@ -305,6 +338,9 @@ export function buildLoadMonitor(deps: {
         s.transferFailures = [];
         setHealth(s, onFailure(s.health, now, rules, 'a burst of failed transfers', true));
       }
+    },
+    onLost(listener) {
+      lostListeners.push(listener);
     },
     onUp(listener) {
       upListeners.push(listener);

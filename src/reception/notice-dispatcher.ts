@@ -21,6 +21,12 @@ export interface NoticeDispatcher {
   /** Retries pending revocations for one server (it just came up) or for all. */
   retryPending(serverId?: string): Promise<void>;
   pendingCount(): number;
+  /**
+   * A server restarted (new instance id) and forgot everything it was told: sends it again every
+   * revocation still in force and, of the notices sent to it and not expired, those `stillLive`
+   * accepts. Resolves when done; failures are logged (revocations stay pending).
+   */
+  resendAfterRestart(serverId: string, stillLive: (notices: Notice[]) => Promise<Notice[]>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -43,6 +49,15 @@ export function buildNoticeDispatcher(deps: {
   const open = new Map<string, Batch>();
   const inFlight = new Set<Promise<unknown>>();
   const pending = new Map<string, Revocation[]>(deps.servers.map((s) => [s, []]));
+  // What a content server holds only in memory, kept here until it no longer matters, so that a
+  // restarted server can be told again (issue 8): revocations until `until`, notices until `exp`.
+  let inForce: Revocation[] = [];
+  const noticed = new Map<string, Map<string, Notice>>(deps.servers.map((s) => [s, new Map()]));
+  let sinceSweep = 0;
+  const sweepNoticed = () => {
+    const nowS = clock.now() / 1000;
+    for (const m of noticed.values()) for (const [jti, n] of m) if (n.exp <= nowS) m.delete(jti);
+  };
 
   const track = <T>(p: Promise<T>): Promise<T> => {
     inFlight.add(p);
@@ -84,6 +99,11 @@ export function buildNoticeDispatcher(deps: {
 
   return {
     notify(serverId, notice) {
+      noticed.get(serverId)?.set(notice.jti, notice);
+      if (++sinceSweep >= BATCH_MAX) {
+        sinceSweep = 0;
+        sweepNoticed();
+      }
       return new Promise<void>((resolve, reject) => {
         let batch = open.get(serverId);
         if (!batch) {
@@ -97,6 +117,7 @@ export function buildNoticeDispatcher(deps: {
       });
     },
     async revoke(revocations) {
+      inForce = inForce.filter(stillMatters).concat(revocations.filter(stillMatters));
       const notified: string[] = [];
       const failed: string[] = [];
       await Promise.all(
@@ -115,6 +136,30 @@ export function buildNoticeDispatcher(deps: {
           pending.set(id, []);
           if (list.length > 0) await sendRevocations(id, list);
         }),
+      );
+    },
+    async resendAfterRestart(serverId, stillLive) {
+      inForce = inForce.filter(stillMatters);
+      // Pending ones are in `inForce` too: sending them now is their retry.
+      pending.set(serverId, []);
+      if (inForce.length > 0) await sendRevocations(serverId, [...inForce]);
+      sweepNoticed();
+      const candidates = [...(noticed.get(serverId)?.values() ?? [])];
+      const live = candidates.length > 0 ? await stillLive(candidates) : [];
+      for (let i = 0; i < live.length; i += BATCH_MAX) {
+        try {
+          await track(client.notices(serverId, live.slice(i, i + BATCH_MAX)));
+        } catch (err) {
+          logger.warn(
+            { server: serverId, err: (err as Error).message },
+            'notices not sent again after a restart; those tickets get no_notice there',
+          );
+          return;
+        }
+      }
+      logger.info(
+        { server: serverId, revocations: inForce.length, notices: live.length },
+        'content server restarted: revocations and notices sent again',
       );
     },
     pendingCount() {

@@ -13,6 +13,7 @@ import {
   newOrder,
   newTicket,
   orderStatusOf,
+  pastDeadline,
   purchaseKey,
   reserveVerdict,
 } from './rules.js';
@@ -189,7 +190,7 @@ export function createMemoryStore(): Store {
         for (const id of [...ids]) {
           const found = findTicket(id);
           const t = found?.order.tickets[found.index];
-          if (!found || !t || t.status !== 'issued' || t.claimBy > now) continue;
+          if (!found || !t || !pastDeadline(t, now)) continue;
           const ended = endOutstanding(found.order, found.index, 'lapsed', now);
           if (ended) lapsed.push(copyTicket(ended));
         }

@@ -155,3 +155,17 @@ export function applyEvent(
 export function copyTicket(t: TicketRecord): TicketRecord {
   return { ...t };
 }
+
+/**
+ * Whether an outstanding ticket is past its deadline (`lapseUnclaimed`): an `issued` one unused at
+ * `claimBy`, a `downloading` one at `expiresAt` — its server may have died mid-transfer, and then
+ * no event will ever end it (issue 8).
+ */
+export function pastDeadline(
+  t: Pick<TicketRecord, 'status' | 'claimBy' | 'expiresAt'>,
+  now: number,
+): boolean {
+  if (t.status === 'issued') return t.claimBy <= now;
+  if (t.status === 'downloading') return t.expiresAt <= now;
+  return false;
+}

@@ -36,6 +36,7 @@ import {
   newOrder,
   newTicket,
   orderStatusOf,
+  pastDeadline,
   reserveVerdict,
 } from './rules.js';
 import type {
@@ -318,12 +319,20 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
 
   // ── The in-memory index (see the module comment for why it is safe) ───────────────────────
   /** Outstanding tickets: id → what allocation and lapsing need without a query. */
-  const outstandingTickets = new Map<string, { server: string; status: TicketStatus; claimBy: number }>();
+  const outstandingTickets = new Map<
+    string,
+    { server: string; status: TicketStatus; claimBy: number; expiresAt: number }
+  >();
   const byServer = new Map<string, Set<string>>();
   const waiting = new Map<string, LineEntry>();
 
   function hold(t: TicketRecord): void {
-    outstandingTickets.set(t.id, { server: t.server, status: t.status, claimBy: t.claimBy });
+    outstandingTickets.set(t.id, {
+      server: t.server,
+      status: t.status,
+      claimBy: t.claimBy,
+      expiresAt: t.expiresAt,
+    });
     let set = byServer.get(t.server);
     if (!set) {
       set = new Set();
@@ -542,7 +551,7 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
 
     async lapseUnclaimed(now) {
       const due: string[] = [];
-      for (const [id, t] of outstandingTickets) if (t.status === 'issued' && t.claimBy <= now) due.push(id);
+      for (const [id, t] of outstandingTickets) if (pastDeadline(t, now)) due.push(id);
       if (due.length === 0) return [];
       const lapsed = db
         .transaction(() => {

@@ -152,7 +152,10 @@ export interface Store {
     at: number;
   }): Promise<AppliedEvent>;
 
-  /** Ends every `issued` ticket whose `claimBy` ≤ now as `lapsed`; returns them. */
+  /**
+   * Ends as `lapsed` every `issued` ticket whose `claimBy` ≤ now and every `downloading` ticket
+   * whose `expiresAt` ≤ now (its server may have died mid-transfer); returns them.
+   */
   lapseUnclaimed(now: number): Promise<TicketRecord[]>;
 
   /** Outstanding ticket ids per server id (servers with none may be absent). */

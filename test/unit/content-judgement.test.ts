@@ -247,6 +247,7 @@ describe('load report', () => {
   test('the catalog is sent only when the poller is behind', () => {
     const facts = {
       serverId: 'a',
+      instanceId: 'i1',
       nowMs: NOW,
       transfers: 2,
       activeTickets: ['j1'],

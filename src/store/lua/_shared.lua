@@ -90,10 +90,12 @@ end
 local function hold(t)
   redis.call('SADD', P .. 'out:' .. t.server, t.id)
   redis.call('SADD', P .. 'servers', t.server)
+  -- 'claim' holds each outstanding ticket's deadline: claimBy while issued, expiresAt once
+  -- downloading (a transfer whose server died never reports its end; issue 8).
   if t.status == 'issued' then
     redis.call('ZADD', P .. 'claim', json_number(t.claimBy), t.id)
   else
-    redis.call('ZREM', P .. 'claim', t.id)
+    redis.call('ZADD', P .. 'claim', json_number(t.expiresAt), t.id)
   end
 end
 

@@ -1,5 +1,6 @@
 -- lapseUnclaimed: ARGV = prefix, now, batch limit. Lapses up to `limit` issued tickets whose
--- claimBy <= now and returns their JSON; the caller repeats while a full batch comes back, so
+-- claimBy <= now, and downloading tickets whose expiresAt <= now (both are the score in 'claim'),
+-- and returns their JSON; the caller repeats while a full batch comes back, so
 -- no single script blocks Redis for long.
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', P .. 'claim', '-inf', ARGV[2], 'LIMIT', 0, limit)
@@ -9,7 +10,7 @@ for _, ticket_id in ipairs(due) do
   local order_id = redis.call('GET', P .. 'ticket:' .. ticket_id)
   local o = order_id and load_order(order_id)
   local i = o and index_of(o, ticket_id)
-  if i and o.tickets[i].status == 'issued' then
+  if i and is_outstanding(o.tickets[i].status) then
     local ended = end_ticket(o, i, 'lapsed', now)
     save_order(o)
     lapsed[#lapsed + 1] = encode_flat(ended)
