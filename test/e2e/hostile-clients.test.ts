@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Cluster, postOrder, startCluster } from './reception-cluster.js';
+import { respellings } from '../helpers/respell.js';
+import { type ApiJson, type Cluster, postOrder, startCluster } from './reception-cluster.js';
 
 const ITEM = '/f.bin';
 const BURST = 10;
@@ -108,5 +109,31 @@ describe('hostile clients', { timeout: 180_000 }, () => {
       const q = await getStatus(`${c.pub}/api/queue/${token}`, from(addr(1)));
       assert.equal(q, 200);
     }
+  });
+
+  it('accepts no respelled queue token: none is the token, none gets a bucket or a place of its own', async () => {
+    const addr = prefix()(1);
+    const holders = [prefix()(1), prefix()(1)];
+    for (const h of holders) await postOrder(c.pub, { item: ITEM }, from(h));
+    const waiter = await postOrder(c.pub, { item: ITEM }, from(addr));
+    assert.equal(waiter.status, 503);
+    const token = waiter.json.queueToken;
+    const variants = respellings(token).filter((v) => !/[\s]/.test(v));
+    assert.ok(variants.length >= 20);
+    const answers: { status: number; json: ApiJson }[] = [];
+    for (const v of variants) {
+      const res = await fetch(`${c.pub}/api/queue/${encodeURIComponent(v)}`, { headers: from(addr) });
+      answers.push({ status: res.status, json: (await res.json()) as ApiJson });
+    }
+    assert.ok(
+      answers.every((a) => a.status === 404 || a.status === 429),
+      `no respelling is the token: ${answers.map((a) => a.status).join(',')}`,
+    );
+    // They drew on the ordinary allowance (one bucket for the prefix), not a waiter's bucket each.
+    assert.ok(answers.filter((a) => a.status === 429).length >= variants.length - BURST - 1);
+    // The real token still holds its place.
+    const q = await fetch(`${c.pub}/api/queue/${token}`, { headers: from(addr) });
+    assert.equal(q.status, 200);
+    assert.equal(((await q.json()) as ApiJson).position >= 1, true);
   });
 });
