@@ -211,6 +211,13 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     return sendError(reply, code, message);
   }
 
+  /** An error outcome; `client_limit` (and any other that says when) carries Retry-After. */
+  function sendRefusal(reply: FastifyReply, outcome: Extract<OrderOutcome, { kind: 'error' }>): FastifyReply {
+    if (outcome.retryAfterSeconds !== undefined)
+      reply.header('retry-after', String(outcome.retryAfterSeconds));
+    return sendError(reply, outcome.code, outcome.message);
+  }
+
   function sendOutcome(
     reply: FastifyReply,
     outcome: OrderOutcome,
@@ -220,7 +227,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     record(outcome, started);
     switch (outcome.kind) {
       case 'error':
-        return sendError(reply, outcome.code, outcome.message);
+        return sendRefusal(reply, outcome);
       case 'busy':
         return sendBusy(reply, outcome, item, false);
       case 'ticketed':
@@ -324,7 +331,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     });
     record(outcome, started);
     if (outcome.kind === 'busy') return sendBusy(reply, outcome, parsed.path, wantsHtml(req));
-    if (outcome.kind === 'error') return sendError(reply, outcome.code, outcome.message);
+    if (outcome.kind === 'error') return sendRefusal(reply, outcome);
     if (!outcome.ticket) return sendError(reply, 'internal_error');
     if (token !== undefined)
       reply.header('set-cookie', `${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);

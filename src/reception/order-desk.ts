@@ -14,6 +14,8 @@ import type { OrderRecord, Store, TicketRecord } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { type Allocation, allocate } from './allocator.js';
+import { clientKeyOf } from './client-key.js';
+import { ClientShares } from './client-limits.js';
 import type { LineDecision } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { Mailer } from './mailer.js';
@@ -40,7 +42,7 @@ export type OrderOutcome =
   /** `200`: the same Idempotency-Key again; the order as it stands. */
   | { kind: 'existing'; order: OrderRecord; ticket: TicketRecord | undefined }
   | ({ kind: 'busy'; queueToken: string | null } & WaitQuote)
-  | { kind: 'error'; code: ErrorCode; message?: string };
+  | { kind: 'error'; code: ErrorCode; message?: string; retryAfterSeconds?: number };
 
 export interface RevokeOutcome {
   orderId: string;
@@ -87,6 +89,17 @@ export function buildOrderDesk(deps: {
   const servers = new Map(config.contentServers.map((s) => [s.id, s]));
   let last: { item: string; at: number; allocation: Allocation } | undefined;
   let active = 0;
+  const shares = new ClientShares();
+  const limitRetry = Math.min(rc.queue.maxRetryAfterSeconds, rc.tickets.claimSeconds);
+  const clientLimit = (what: string): OrderOutcome => ({
+    kind: 'error',
+    code: 'client_limit',
+    message: `This client already holds ${what}.`,
+    retryAfterSeconds: limitRetry,
+  });
+  const ticketsFull = (key: string) =>
+    shares.liveTickets(key, (id, server) => ledger.outstandingIds(server).has(id)) >=
+    rc.limits.ticketsPerClient;
 
   /**
    * Tries the ranked servers in turn: reserve (the store refuses a server another reception just
@@ -165,11 +178,15 @@ export function buildOrderDesk(deps: {
     decision: LineDecision | undefined,
     inLine: string | undefined,
     now: number,
+    clientKey: string,
   ): Promise<OrderOutcome> {
     const d = decision ?? outsideLine(line.length() + 1);
     if (!rc.queue.enabled) return { kind: 'busy', queueToken: null, ...line.quote(item, d, now) };
     if (inLine !== undefined) return { kind: 'busy', queueToken: inLine, ...line.quote(item, d, now) };
+    if (shares.places(clientKey, line.holds) >= rc.limits.placesPerClient)
+      return clientLimit(`${rc.limits.placesPerClient} places in line`);
     const { token, quote } = await line.join(item, d, now);
+    shares.placeGiven(clientKey, token);
     return { kind: 'busy', queueToken: token, ...quote };
   }
 
@@ -188,6 +205,7 @@ export function buildOrderDesk(deps: {
     const refused = unknownItem(item);
     if (refused) return refused;
     const now = clock.now();
+    const clientKey = clientKeyOf(req.clientAddress, rc.tickets.bindPrefix);
 
     let order: OrderRecord | undefined;
     if (req.idempotencyKey !== undefined) {
@@ -212,7 +230,7 @@ export function buildOrderDesk(deps: {
     if (rc.queue.enabled) {
       decision = await line.decide({ token, item }, now);
       inLine = decision.requesterInLine ? token : undefined;
-      if (!decision.admitted) return busy(item, decision, inLine, now);
+      if (!decision.admitted) return busy(item, decision, inLine, now, clientKey);
     }
 
     const allocation = allocate({
@@ -220,7 +238,8 @@ export function buildOrderDesk(deps: {
       tieTolerance: rc.allocation.tieTolerance,
     });
     last = { item, at: now, allocation };
-    if (allocation.ranked.length === 0) return busy(item, decision, inLine, now);
+    if (allocation.ranked.length === 0) return busy(item, decision, inLine, now, clientKey);
+    if (ticketsFull(clientKey)) return clientLimit(`${rc.limits.ticketsPerClient} live tickets`);
 
     if (!order) {
       const created = await store.createOrder(
@@ -230,9 +249,10 @@ export function buildOrderDesk(deps: {
       order = created.order;
     }
     const got = await ticketOn(order, allocation.ranked, req.clientAddress);
-    if (got === undefined) return busy(item, decision, inLine, now);
+    if (got === undefined) return busy(item, decision, inLine, now, clientKey);
     if ('code' in got)
       return { kind: 'error', code: got.code, ...(got.message ? { message: got.message } : {}) };
+    shares.ticketGiven(clientKey, got.ticket.id, got.ticket.server);
     if (inLine !== undefined) {
       await line.admitted(inLine, clock.now());
       metrics.admissions.inc();

@@ -33,12 +33,13 @@ describe('hostile clients', { timeout: 180_000 }, () => {
     c = await startCluster({
       servers: 1,
       items: { [ITEM]: 'f'.repeat(10_000) },
-      server: () => ({ capacity: 2 }),
+      server: () => ({ capacity: 3 }),
       reception: {
         trustProxy: ['127.0.0.1'],
         // Slow refill: a case's requests run in well under the time one token takes to return
         // ten times over, so the counts below hold on a slow machine too.
         rateLimit: { perSecond: 0.2, burst: BURST },
+        limits: { ticketsPerClient: 1, placesPerClient: 1 },
         monitor: { intervalMs: 100, timeoutMs: 3000, failuresBeforeDown: 3 },
         queue: { holdSeconds: 60, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
       },
@@ -47,6 +48,19 @@ describe('hostile clients', { timeout: 180_000 }, () => {
 
   after(async () => {
     await c?.stop();
+  });
+
+  // First, while the server (capacity 3) has room: one slot goes to this case, two to the holders below.
+  it('gives one client no more live tickets than ticketsPerClient, whichever of its addresses asks', async () => {
+    const addr = prefix();
+    const first = await postOrder(c.pub, { item: ITEM }, from(addr(1)));
+    assert.equal(first.status, 201);
+    for (const host of [1, 2, 3]) {
+      const more = await postOrder(c.pub, { item: ITEM }, from(addr(host)));
+      assert.equal(more.status, 429, JSON.stringify(more.json));
+      assert.equal(more.json.error.code, 'client_limit');
+      assert.ok(Number(more.headers.get('retry-after')) >= 1);
+    }
   });
 
   it('limits one /64 as one client however many of its addresses it rotates through', async () => {
@@ -93,7 +107,7 @@ describe('hostile clients', { timeout: 180_000 }, () => {
 
   it('never refuses a waiter that comes back with its token, even after its prefix spent its allowance', async () => {
     const addr = prefix();
-    // Fill the server (capacity 2) from one client, then queue from another.
+    // Fill the server (its last two slots) from two clients, then queue from a third.
     const holders = [prefix()(1), prefix()(1)];
     for (const h of holders) assert.equal((await postOrder(c.pub, { item: ITEM }, from(h))).status, 201);
     const waiter = await postOrder(c.pub, { item: ITEM }, from(addr(1)));
@@ -135,5 +149,21 @@ describe('hostile clients', { timeout: 180_000 }, () => {
     const q = await fetch(`${c.pub}/api/queue/${token}`, { headers: from(addr) });
     assert.equal(q.status, 200);
     assert.equal(((await q.json()) as ApiJson).position >= 1, true);
+  });
+
+  it('gives one client no more places in line than placesPerClient', async () => {
+    const addr = prefix();
+    const first = await postOrder(c.pub, { item: ITEM }, from(addr(1)));
+    assert.equal(first.status, 503, 'the server is full by now');
+    for (const host of [1, 2, 3]) {
+      const more = await postOrder(c.pub, { item: ITEM }, from(addr(host)));
+      assert.equal(more.status, 429, JSON.stringify(more.json));
+      assert.equal(more.json.error.code, 'client_limit');
+      assert.ok(Number(more.headers.get('retry-after')) >= 1);
+    }
+    // Its one place is kept.
+    const again = await postOrder(c.pub, { item: ITEM, queueToken: first.json.queueToken }, from(addr(2)));
+    assert.equal(again.status, 503);
+    assert.equal(again.json.queueToken, first.json.queueToken);
   });
 });
