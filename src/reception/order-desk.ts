@@ -210,7 +210,7 @@ export function buildOrderDesk(deps: {
     let order: OrderRecord | undefined;
     if (req.idempotencyKey !== undefined) {
       const created = await store.createOrder(
-        newOrder(issuer.newOrderId(), item, req, now),
+        newOrder(issuer.newOrderId(), item, { ...req, clientKey }, now),
         IDEMPOTENCY_TTL_MS,
       );
       if (created.kind === 'conflict') {
@@ -243,7 +243,7 @@ export function buildOrderDesk(deps: {
 
     if (!order) {
       const created = await store.createOrder(
-        newOrder(issuer.newOrderId(), item, req, now),
+        newOrder(issuer.newOrderId(), item, { ...req, clientKey }, now),
         IDEMPOTENCY_TTL_MS,
       );
       order = created.order;
@@ -366,13 +366,16 @@ function outsideLine(position: number): LineDecision {
   };
 }
 
-function newOrder(id: string, item: string, req: OrderRequest, now: number) {
+function newOrder(id: string, item: string, req: OrderRequest & { clientKey: string }, now: number) {
   return {
     id,
     item,
     clientAddress: req.clientAddress,
     createdAt: now,
     ...(req.email !== undefined ? { email: req.email } : {}),
-    ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
+    // Scoped by the client's prefix: a key reused (or guessed) from another address is another
+    // key, so it never answers someone else's order and ticket. Keys are visible ASCII, so the
+    // space cannot be forged into either part.
+    ...(req.idempotencyKey !== undefined ? { idempotencyKey: `${req.clientKey} ${req.idempotencyKey}` } : {}),
   };
 }

@@ -33,7 +33,7 @@ describe('hostile clients', { timeout: 180_000 }, () => {
     c = await startCluster({
       servers: 1,
       items: { [ITEM]: 'f'.repeat(10_000) },
-      server: () => ({ capacity: 3 }),
+      server: () => ({ capacity: 5 }),
       reception: {
         trustProxy: ['127.0.0.1'],
         // Slow refill: a case's requests run in well under the time one token takes to return
@@ -50,7 +50,8 @@ describe('hostile clients', { timeout: 180_000 }, () => {
     await c?.stop();
   });
 
-  // First, while the server (capacity 3) has room: one slot goes to this case, two to the holders below.
+  // First, while the server (capacity 5) has room: one slot goes to this case, two to the next,
+  // two to the holders below.
   it('gives one client no more live tickets than ticketsPerClient, whichever of its addresses asks', async () => {
     const addr = prefix();
     const first = await postOrder(c.pub, { item: ITEM }, from(addr(1)));
@@ -63,6 +64,20 @@ describe('hostile clients', { timeout: 180_000 }, () => {
     }
   });
 
+  it('scopes an Idempotency-Key to its client: reused from another address, it is another key', async () => {
+    const a = prefix()(1);
+    const b = prefix()(1);
+    const key = 'order-42';
+    const mine = await postOrder(c.pub, { item: ITEM }, { ...from(a), 'idempotency-key': key });
+    const theirs = await postOrder(c.pub, { item: ITEM }, { ...from(b), 'idempotency-key': key });
+    assert.equal(mine.status, 201);
+    assert.equal(theirs.status, 201, 'another client never gets the first client’s order');
+    assert.notEqual(theirs.json.orderId, mine.json.orderId);
+    assert.notEqual(theirs.json.ticket.url, mine.json.ticket.url);
+    const again = await postOrder(c.pub, { item: ITEM }, { ...from(a), 'idempotency-key': key });
+    assert.equal(again.status, 200);
+    assert.equal(again.json.orderId, mine.json.orderId);
+  });
   it('limits one /64 as one client however many of its addresses it rotates through', async () => {
     const addr = prefix();
     const statuses: number[] = [];
