@@ -93,6 +93,8 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     },
   });
   const limiter = rc.rateLimit ? new RateLimiter(rc.rateLimit) : undefined;
+  // Under https the queue cookie is never sent in the clear.
+  const secure = rc.publicUrl.startsWith('https:') ? '; Secure' : '';
   const waiterLimiter = rc.rateLimit ? new RateLimiter(WAITER_RULE) : undefined;
 
   app.decorateRequest('clientAddress', '');
@@ -172,7 +174,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     if (outcome.queueToken !== null) {
       reply.header(
         'set-cookie',
-        `${QUEUE_COOKIE}=${outcome.queueToken}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds}`,
+        `${QUEUE_COOKIE}=${outcome.queueToken}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds}${secure}`,
       );
     }
     if (html) {
@@ -318,6 +320,9 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     if (limited(req, reply, token)) return reply;
     const parsed = itemPathFromUrlPath(rawPath);
     if (!parsed.ok) return refuse(reply, 'invalid_item_path', `item path: ${parsed.reason}`);
+    // Checked again once decoded: `/%61pi/…` is `/api/…` and must not reach item lookup.
+    if (parsed.path === '/healthz' || RESERVED.some((p) => parsed.path.startsWith(p)))
+      return sendError(reply, 'not_found');
     if (head) {
       // A HEAD (link previews, crawlers) must not take a slot: it only says whether the item exists.
       const refused = desk.checkItem(parsed.path);
@@ -334,7 +339,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     if (outcome.kind === 'error') return sendRefusal(reply, outcome);
     if (!outcome.ticket) return sendError(reply, 'internal_error');
     if (token !== undefined)
-      reply.header('set-cookie', `${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+      reply.header('set-cookie', `${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`);
     return reply.code(303).header('location', outcome.ticket.url).header('cache-control', 'no-store').send();
   };
   app.get('/*', (req, reply) => itemRoute(req, reply, false));

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { respellings } from '../helpers/respell.js';
-import { type ApiJson, type Cluster, postOrder, startCluster } from './reception-cluster.js';
+import { type ApiJson, type Cluster, postOrder, rawGet, startCluster } from './reception-cluster.js';
 
 const ITEM = '/f.bin';
 const BURST = 10;
@@ -180,5 +180,20 @@ describe('hostile clients', { timeout: 180_000 }, () => {
     const again = await postOrder(c.pub, { item: ITEM, queueToken: first.json.queueToken }, from(addr(2)));
     assert.equal(again.status, 503);
     assert.equal(again.json.queueToken, first.json.queueToken);
+  });
+
+  it('checks reserved prefixes after decoding: /%61pi/… never reaches item lookup', async () => {
+    for (const path of [
+      '/%61pi/x/y.bin',
+      '/%61pi/orders/x',
+      '/%5f%72ushgate/a/b',
+      '/%68ealthz/x',
+      '/_rushgat%65/a/b',
+    ]) {
+      const res = await rawGet(c.pub, path, from(prefix()(1)));
+      assert.equal(res.status, 404, path);
+      // Reserved, not an item: never `unknown_item` (the item lookup's answer).
+      assert.notEqual((JSON.parse(res.body) as ApiJson).error.code, 'unknown_item', `${path}: ${res.body}`);
+    }
   });
 });
