@@ -22,6 +22,10 @@ export const ERRORS = {
     message: 'The request body must be JSON (Content-Type: application/json).',
   },
   rate_limited: { status: 429, message: 'Too many requests from this client; slow down.' },
+  client_limit: {
+    status: 429,
+    message: 'This client already holds its share of tickets or places in line; try again later.',
+  },
   busy: { status: 503, message: 'Every content server holding this item is busy.' },
   unavailable: { status: 503, message: 'The service is not ready to take orders.' },
   internal_error: { status: 500, message: 'Internal error.' },

@@ -175,6 +175,13 @@ const reception = z
     allocation: z.strictObject({ tieTolerance: z.number().min(0).max(1).default(0.05) }).prefault({}),
     tickets: tickets.prefault({}),
     queue: queue.prefault({}),
+    // Per client address prefix (tickets.bindPrefix), CONTRACT §3 "Fair shares".
+    limits: z
+      .strictObject({
+        ticketsPerClient: z.number().int().min(1).default(8),
+        placesPerClient: z.number().int().min(1).default(8),
+      })
+      .prefault({}),
     mail: mail.optional(),
     grants: grants.optional(),
   })

@@ -8,6 +8,7 @@
  */
 import Fastify, {
   type FastifyBaseLogger,
+  type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -24,6 +25,7 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { readTls } from '../util/tls.js';
 import { clientAddressOf, type TrustedProxies } from './client-address.js';
+import { clientKeyOf } from './client-key.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { OrderDesk, OrderOutcome } from './order-desk.js';
 import { MAX_QUEUE_TOKEN_LENGTH, type QueueTokens } from './queue-token.js';
@@ -34,8 +36,13 @@ import { renderWaitingPage, WAITING_PAGE_ASSETS } from './waiting-page.js';
 export const BODY_LIMIT = 16 * 1024;
 export const QUEUE_COOKIE = 'rushgate_queue';
 export const QUEUE_HEADER = 'rushgate-queue-token';
-/** A waiter is limited per token, generously: it polls at Retry-After (≥ 1 s) plus page updates. */
-const WAITER_RULE = { perSecond: 2, burst: 10 };
+/**
+ * Requests that carry a well-formed queue token of ours draw on a second, generous bucket of the
+ * same client prefix, so a waiter that polls at Retry-After (≥ 1 s) is never refused even after
+ * its prefix spent the ordinary allowance. It is per prefix, not per token: a respelled or fresh
+ * token is no new bucket. 10/s with a burst of 100 covers ten waiters behind one NAT.
+ */
+export const WAITER_RULE = { perSecond: 10, burst: 100 };
 const RESERVED = ['/api/', '/_rushgate/', '/healthz/'];
 
 const orderBody = z.object({
@@ -51,6 +58,8 @@ const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,255}$/);
 declare module 'fastify' {
   interface FastifyRequest {
     clientAddress: string;
+    /** The client's address prefix (`tickets.bindPrefix`): the unit of every per-client limit. */
+    clientKey: string;
   }
 }
 
@@ -81,13 +90,30 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     return503OnClosing: true,
     routerOptions: { maxParamLength: MAX_QUEUE_TOKEN_LENGTH + 16 },
     // Malformed URLs (bad percent-encoding) are refused before routing; same shape as any error.
-    frameworkErrors: (_err, _req, reply) => sendError(reply, 'bad_request'),
+    // They cost the client's allowance like any request (the onRequest hook has not run).
+    frameworkErrors: (_err, req, reply) => {
+      const key = clientKeyOf(
+        clientAddressOf(req.socket?.remoteAddress ?? '', req.headers['x-forwarded-for'], trusted),
+        rc.tickets.bindPrefix,
+      );
+      if (charged(key, reply)) return;
+      sendError(reply, 'bad_request');
+    },
   });
   const limiter = rc.rateLimit ? new RateLimiter(rc.rateLimit) : undefined;
-  const waiterLimiter = new RateLimiter(WAITER_RULE);
+  // Under https the queue cookie is never sent in the clear.
+  const secure = rc.publicUrl.startsWith('https:') ? '; Secure' : '';
+  const waiterLimiter = rc.rateLimit ? new RateLimiter(WAITER_RULE) : undefined;
 
   app.decorateRequest('clientAddress', '');
-  app.setErrorHandler(errorHandler(logger));
+  app.decorateRequest('clientKey', '');
+  const handleError = errorHandler(logger);
+  // Bad input the framework refuses before any route (malformed JSON, 413, 415) is counted
+  // against the client's allowance too, so a flood of junk is limited like a flood of orders.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isInputError(err) && charged(req.clientKey, reply)) return reply;
+    return handleError(err, req, reply);
+  });
   app.setNotFoundHandler((_req, reply) => sendError(reply, 'not_found'));
 
   // JSON only; an empty body is "no body" (POST …/tickets takes none).
@@ -111,20 +137,27 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       req.headers['x-forwarded-for'],
       trusted,
     );
+    req.clientKey = clientKeyOf(req.clientAddress, rc.tickets.bindPrefix);
   });
 
-  /** Counts the request against its bucket: the waiter's token, else the client address. */
-  const limited = (req: FastifyRequest, reply: FastifyReply, token: string | undefined): boolean => {
-    const now = clock.now();
-    let result: ReturnType<RateLimiter['take']> | undefined;
-    if (token !== undefined && tokens.read(token)) result = waiterLimiter.take(token, now);
-    else if (limiter) result = limiter.take(req.clientAddress, now);
-    if (!result || result.allowed) return false;
+  /** Takes one token from a bucket of the client's prefix; answers 429 (and says so) when empty. */
+  function charged(key: string, reply: FastifyReply, waiter = false): boolean {
+    const bucket = waiter ? waiterLimiter : limiter;
+    if (!bucket) return false;
+    const result = bucket.take(key, clock.now());
+    if (result.allowed) return false;
     countResult('rate_limited');
     reply.header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
     sendError(reply, 'rate_limited');
     return true;
-  };
+  }
+
+  /**
+   * Counts the request against its client prefix: the waiters' bucket when it carries a queue
+   * token of ours (exactly as issued), else the ordinary one. Never a bucket per token.
+   */
+  const limited = (req: FastifyRequest, reply: FastifyReply, token: string | undefined): boolean =>
+    charged(req.clientKey, reply, token !== undefined && tokens.read(token) !== undefined);
 
   const queueTokenOf = (req: FastifyRequest, fromBody?: string): string | undefined => {
     if (fromBody !== undefined) return fromBody;
@@ -149,7 +182,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     if (outcome.queueToken !== null) {
       reply.header(
         'set-cookie',
-        `${QUEUE_COOKIE}=${outcome.queueToken}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds}`,
+        `${QUEUE_COOKIE}=${outcome.queueToken}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds}${secure}`,
       );
     }
     if (html) {
@@ -188,6 +221,13 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     return sendError(reply, code, message);
   }
 
+  /** An error outcome; `client_limit` (and any other that says when) carries Retry-After. */
+  function sendRefusal(reply: FastifyReply, outcome: Extract<OrderOutcome, { kind: 'error' }>): FastifyReply {
+    if (outcome.retryAfterSeconds !== undefined)
+      reply.header('retry-after', String(outcome.retryAfterSeconds));
+    return sendError(reply, outcome.code, outcome.message);
+  }
+
   function sendOutcome(
     reply: FastifyReply,
     outcome: OrderOutcome,
@@ -197,7 +237,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     record(outcome, started);
     switch (outcome.kind) {
       case 'error':
-        return sendError(reply, outcome.code, outcome.message);
+        return sendRefusal(reply, outcome);
       case 'busy':
         return sendBusy(reply, outcome, item, false);
       case 'ticketed':
@@ -264,7 +304,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       cookieItem.ok &&
       (outcome.kind === 'ticketed' || outcome.kind === 'existing')
     )
-      reply.header('set-cookie', grantCookie(cookieItem.path, '', 0));
+      reply.header('set-cookie', grantCookie(cookieItem.path, '', 0) + secure);
     return sendOutcome(reply, outcome, parsed.data.item, started);
   });
 
@@ -304,6 +344,9 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     if (limited(req, reply, token)) return reply;
     const parsed = itemPathFromUrlPath(rawPath);
     if (!parsed.ok) return refuse(reply, 'invalid_item_path', `item path: ${parsed.reason}`);
+    // Checked again once decoded: `/%61pi/…` is `/api/…` and must not reach item lookup.
+    if (parsed.path === '/healthz' || RESERVED.some((p) => parsed.path.startsWith(p)))
+      return sendError(reply, 'not_found');
     if (head) {
       // A HEAD (link previews, crawlers) must not take a slot: it only says whether the item exists.
       const refused = desk.checkItem(parsed.path);
@@ -323,17 +366,20 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
     record(outcome, started);
     const cookies: string[] = [];
     if (grant !== undefined && outcome.kind === 'busy') {
-      cookies.push(grantCookie(parsed.path, grant, rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds));
+      cookies.push(
+        grantCookie(parsed.path, grant, rc.queue.abandonSeconds + rc.queue.maxRetryAfterSeconds) + secure,
+      );
     }
     if (outcome.kind === 'busy') {
       if (cookies.length > 0) reply.header('set-cookie', cookies);
       return sendBusy(reply, outcome, parsed.path, wantsHtml(req));
     }
-    if (outcome.kind === 'error') return sendError(reply, outcome.code, outcome.message);
+    if (outcome.kind === 'error') return sendRefusal(reply, outcome);
     if (!outcome.ticket) return sendError(reply, 'internal_error');
     if (grant !== undefined && grantCookieOf(req.headers.cookie, parsed.path) !== undefined)
-      cookies.push(grantCookie(parsed.path, '', 0));
-    if (token !== undefined) cookies.push(`${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+      cookies.push(grantCookie(parsed.path, '', 0) + secure);
+    if (token !== undefined)
+      cookies.push(`${QUEUE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`);
     if (cookies.length > 0) reply.header('set-cookie', cookies);
     return reply.code(303).header('location', outcome.ticket.url).header('cache-control', 'no-store').send();
   };
@@ -389,6 +435,12 @@ export function cookieValue(header: string | undefined, name: string): string | 
     return value.length > 0 && value.length <= MAX_QUEUE_TOKEN_LENGTH ? value : undefined;
   }
   return undefined;
+}
+
+/** Errors the framework raises for a request's own bad input (not the server's failures). */
+function isInputError(err: { statusCode?: number; code?: string }): boolean {
+  const status = err.statusCode ?? 0;
+  return status >= 400 && status < 500;
 }
 
 function describeIssue(error: z.ZodError): string {

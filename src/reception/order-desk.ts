@@ -16,6 +16,8 @@ import type { OrderRecord, Purchase, Store, TicketRecord } from '../store/index.
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { type Allocation, allocate } from './allocator.js';
+import { clientKeyOf } from './client-key.js';
+import { ClientShares } from './client-limits.js';
 import type { LineDecision } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { Mailer } from './mailer.js';
@@ -44,7 +46,7 @@ export type OrderOutcome =
   /** `200`: the same Idempotency-Key again; the order as it stands. */
   | { kind: 'existing'; order: OrderRecord; ticket: TicketRecord | undefined }
   | ({ kind: 'busy'; queueToken: string | null } & WaitQuote)
-  | { kind: 'error'; code: ErrorCode; message?: string };
+  | { kind: 'error'; code: ErrorCode; message?: string; retryAfterSeconds?: number };
 
 export interface RevokeOutcome {
   orderId: string;
@@ -117,7 +119,7 @@ export function buildOrderDesk(deps: {
    */
   async function grantedOrder(
     item: string,
-    req: OrderRequest,
+    req: OrderRequest & { clientKey: string },
     claims: { iss: string; sub: string; max: number; email?: string | undefined },
     now: number,
   ): Promise<{ order: OrderRecord; live: TicketRecord | undefined } | { code: ErrorCode }> {
@@ -147,6 +149,18 @@ export function buildOrderDesk(deps: {
     }
     return { code: 'grant_used' };
   }
+
+  const shares = new ClientShares();
+  const limitRetry = Math.min(rc.queue.maxRetryAfterSeconds, rc.tickets.claimSeconds);
+  const clientLimit = (what: string): OrderOutcome => ({
+    kind: 'error',
+    code: 'client_limit',
+    message: `This client already holds ${what}.`,
+    retryAfterSeconds: limitRetry,
+  });
+  const ticketsFull = (key: string) =>
+    shares.liveTickets(key, (id, server) => ledger.outstandingIds(server).has(id)) >=
+    rc.limits.ticketsPerClient;
 
   /**
    * Tries the ranked servers in turn: reserve (the store refuses a server another reception just
@@ -225,11 +239,15 @@ export function buildOrderDesk(deps: {
     decision: LineDecision | undefined,
     inLine: string | undefined,
     now: number,
+    clientKey: string,
   ): Promise<OrderOutcome> {
     const d = decision ?? outsideLine(line.length() + 1);
     if (!rc.queue.enabled) return { kind: 'busy', queueToken: null, ...line.quote(item, d, now) };
     if (inLine !== undefined) return { kind: 'busy', queueToken: inLine, ...line.quote(item, d, now) };
+    if (shares.places(clientKey, line.holds) >= rc.limits.placesPerClient)
+      return clientLimit(`${rc.limits.placesPerClient} places in line`);
     const { token, quote } = await line.join(item, d, now);
+    shares.placeGiven(clientKey, token);
     return { kind: 'busy', queueToken: token, ...quote };
   }
 
@@ -248,6 +266,7 @@ export function buildOrderDesk(deps: {
     const refused = unknownItem(item);
     if (refused) return refused;
     const now = clock.now();
+    const clientKey = clientKeyOf(req.clientAddress, rc.tickets.bindPrefix);
 
     let order: OrderRecord | undefined;
     const gate = await grants.check(item, req.grant);
@@ -256,13 +275,13 @@ export function buildOrderDesk(deps: {
       return { kind: 'error', code: gate.code };
     }
     if (gate.kind === 'granted') {
-      const got = await grantedOrder(item, req, gate.claims, now);
+      const got = await grantedOrder(item, { ...req, clientKey }, gate.claims, now);
       if ('code' in got) return { kind: 'error', code: got.code };
       if (got.live) return { kind: 'existing', order: got.order, ticket: got.live };
       order = got.order;
     } else if (req.idempotencyKey !== undefined) {
       const created = await store.createOrder(
-        newOrder(issuer.newOrderId(), item, req, now),
+        newOrder(issuer.newOrderId(), item, { ...req, clientKey }, now),
         IDEMPOTENCY_TTL_MS,
       );
       if (created.kind === 'conflict') {
@@ -282,7 +301,7 @@ export function buildOrderDesk(deps: {
     if (rc.queue.enabled) {
       decision = await line.decide({ token, item }, now);
       inLine = decision.requesterInLine ? token : undefined;
-      if (!decision.admitted) return busy(item, decision, inLine, now);
+      if (!decision.admitted) return busy(item, decision, inLine, now, clientKey);
     }
 
     const allocation = allocate({
@@ -290,19 +309,21 @@ export function buildOrderDesk(deps: {
       tieTolerance: rc.allocation.tieTolerance,
     });
     last = { item, at: now, allocation };
-    if (allocation.ranked.length === 0) return busy(item, decision, inLine, now);
+    if (allocation.ranked.length === 0) return busy(item, decision, inLine, now, clientKey);
+    if (ticketsFull(clientKey)) return clientLimit(`${rc.limits.ticketsPerClient} live tickets`);
 
     if (!order) {
       const created = await store.createOrder(
-        newOrder(issuer.newOrderId(), item, req, now),
+        newOrder(issuer.newOrderId(), item, { ...req, clientKey }, now),
         IDEMPOTENCY_TTL_MS,
       );
       order = created.order;
     }
     const got = await ticketOn(order, allocation.ranked, req.clientAddress);
-    if (got === undefined) return busy(item, decision, inLine, now);
+    if (got === undefined) return busy(item, decision, inLine, now, clientKey);
     if ('code' in got)
       return { kind: 'error', code: got.code, ...(got.message ? { message: got.message } : {}) };
+    shares.ticketGiven(clientKey, got.ticket.id, got.ticket.server);
     if (inLine !== undefined) {
       await line.admitted(inLine, clock.now());
       metrics.admissions.inc();
@@ -442,14 +463,28 @@ function outsideLine(position: number): LineDecision {
   };
 }
 
-function newOrder(id: string, item: string, req: OrderRequest & { purchase?: Purchase }, now: number) {
+function newOrder(
+  id: string,
+  item: string,
+  req: OrderRequest & { clientKey: string; purchase?: Purchase },
+  now: number,
+) {
   return {
     id,
     item,
     clientAddress: req.clientAddress,
     createdAt: now,
     ...(req.email !== undefined ? { email: req.email } : {}),
-    ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
+    // Scoped by the client's prefix: a key reused (or guessed) from another address is another
+    // key, so it never answers someone else's order and ticket. Keys are visible ASCII, so the
+    // space cannot be forged into either part. A grant's derived key is not scoped: the grant
+    // itself proves the buyer, so the same purchase meets the same order from any address.
+    ...(req.idempotencyKey !== undefined
+      ? {
+          idempotencyKey:
+            req.purchase !== undefined ? req.idempotencyKey : `${req.clientKey} ${req.idempotencyKey}`,
+        }
+      : {}),
     ...(req.purchase !== undefined ? { purchase: req.purchase } : {}),
   };
 }

@@ -4,7 +4,10 @@
  * signed, not secret: HMAC-SHA-256 under a key derived by HKDF from the ticket keys, so a client
  * cannot forge a place or move one to another item. It names the item it waits for, which lets
  * the waiting line hand a freed slot only to a waiter whose item that server holds. Every key of
- * the ring verifies, so tokens survive a key rotation like tickets do.
+ * the ring verifies, so tokens survive a key rotation like tickets do. The key is the
+ * deployment's own, so another deployment's tokens never verify; a token in any other spelling
+ * than the one issued is refused; and a token is worth something only while its place is in the
+ * store's line (the line, not the token, decides — an abandoned place is gone for good).
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { KeyRing } from '../tickets/index.js';
@@ -50,6 +53,10 @@ export function createQueueTokens(ring: KeyRing): QueueTokens {
       const body = `${parts[0]}.${parts[1]}`;
       const given = Buffer.from(parts[2] ?? '', 'base64url');
       if (given.length !== MAC_BYTES) return undefined;
+      // Node's base64url decoder skips junk ("!", " ", "=") and ignores the last character's
+      // spare bits, so many strings decode to one MAC. Only the spelling we issued is the token:
+      // otherwise each respelling would be a new bucket and a new place for the same token.
+      if (given.toString('base64url') !== parts[2]) return undefined;
       if (!keys.some((k) => timingSafeEqual(mac(k, body), given))) return undefined;
       try {
         const payload = JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')) as unknown;

@@ -49,6 +49,8 @@ export interface WaitingLine {
   /** Periodic: drops abandoned places, starts and ends holds, measures the admission rate. */
   maintain(now: number): Promise<void>;
   length(): number;
+  /** Whether this token's place was in the line at the latest read (or joined since). */
+  holds(token: string): boolean;
   admissionRate(): number;
   calibration(): Calibration;
   /** The estimate the latest newcomer got (metrics). */
@@ -73,6 +75,8 @@ export function buildWaitingLine(deps: {
   const items = new Map<string, string | undefined>();
   const samples: CalibrationSample[] = [];
   let lineLength = 0;
+  /** The tokens in line as last read, plus joins since: per-client place counts ask it. */
+  let inLine = new Set<string>();
   let lastEstimate = 0;
   let admittedSinceTick = 0;
   let admissionRate: number | undefined;
@@ -111,6 +115,8 @@ export function buildWaitingLine(deps: {
       itemOf,
     });
     lineLength = line.length - decision.abandoned.length;
+    const gone = new Set(decision.abandoned);
+    inLine = new Set(line.filter((e) => !gone.has(e.token)).map((e) => e.token));
     await apply(decision, now);
     return decision;
   }
@@ -162,12 +168,14 @@ export function buildWaitingLine(deps: {
       lastEstimate = quoted.estimatedWaitSeconds;
       await store.joinLine({ token, now, firstEstimateSeconds: quoted.estimatedWaitSeconds });
       lineLength += 1;
+      inLine.add(token);
       return { token, quote: quoted };
     },
     quote,
     async admitted(token, now) {
       const entry = await store.leaveLine(token);
       items.delete(token);
+      inLine.delete(token);
       if (!entry) return;
       admittedSinceTick += 1;
       samples.push({
@@ -201,6 +209,7 @@ export function buildWaitingLine(deps: {
       lastTick = now;
     },
     length: () => lineLength,
+    holds: (token) => inLine.has(token),
     admissionRate: () => admissionRate ?? 0,
     calibration: () => calibrationOf(samples),
     lastEstimate: () => lastEstimate,

@@ -24,7 +24,7 @@
  * while it would delay every `201` by a tick and complicate failure handling. Under
  * `synchronous = FULL` (an fsync per commit) batching would matter: ~500 vs ~11 500 inserts/s.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../util/log.js';
@@ -220,6 +220,9 @@ function lineEntryOf(r: LineRow): LineEntry {
 /** Opens (creating when needed) the database file and brings its schema up to date. */
 function openDatabase(file: string): Database.Database {
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  // Orders hold client addresses, e-mail addresses and ticket URLs: a new file is the owner's
+  // alone (0600; SQLite gives its WAL the same mode). An existing file keeps the mode it has.
+  if (file !== ':memory:') closeSync(openSync(file, 'a', 0o600));
   const db = new Database(file);
   try {
     db.pragma('busy_timeout = 2000');

@@ -132,10 +132,14 @@ export async function postOrder(
 }
 
 /** A request with the path sent byte for byte (fetch would normalise "/../"). */
-export function rawGet(base: string, rawPath: string): Promise<{ status: number; body: string }> {
+export function rawGet(
+  base: string,
+  rawPath: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path: rawPath, method: 'GET' }, (res) => {
+    const req = request({ host: u.hostname, port: u.port, path: rawPath, method: 'GET', headers }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => {
         body += d.toString();

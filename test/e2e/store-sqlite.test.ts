@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -129,6 +129,18 @@ for (let i = 0; ; i++) {
       await store.close();
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a new store file is created readable by its owner only (0600)', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'reception.db');
+  const store = await openStore(`sqlite:${file}`, { logger: silentLogger });
+  try {
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  } finally {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -68,6 +68,7 @@ describe('defaults', () => {
           clockSkewSeconds: 30,
         },
         queue: { enabled: true, holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
+        limits: { ticketsPerClient: 8, placesPerClient: 8 },
         mail: undefined,
       },
     );
