@@ -20,6 +20,17 @@ export function newInternalToken(): string {
 
 const MASK = '********';
 
+/** Query parameters whose values are secrets wherever they appear in a URL. */
+const SECRET_PARAMS = /([?&](?:password|pass|passwd|pwd|secret|token|auth|key|apikey|api_key)=)[^&#]*/gi;
+
+/**
+ * A URL safe to print or log: the user-info (`user:pw@`) and secret-looking query parameters
+ * (`?password=…`) masked. A string that is no URL is masked the same way, textually.
+ */
+export function maskUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, `//${MASK}@`).replace(SECRET_PARAMS, `$1${MASK}`);
+}
+
 /** A copy safe to print: secret values replaced, key ids kept so rotation can be checked. */
 export function maskSecrets(config: Config): Config {
   return {
@@ -30,7 +41,7 @@ export function maskSecrets(config: Config): Config {
     },
     reception: {
       ...config.reception,
-      store: config.reception.store.replace(/\/\/([^@/]*)@/, `//${MASK}@`),
+      store: maskUrl(config.reception.store),
       ...(config.reception.grants
         ? {
             grants: {
@@ -45,7 +56,7 @@ export function maskSecrets(config: Config): Config {
         ? {
             mail: {
               ...config.reception.mail,
-              smtp: config.reception.mail.smtp.replace(/\/\/([^@/]*)@/, `//${MASK}@`),
+              smtp: maskUrl(config.reception.mail.smtp),
             },
           }
         : {}),

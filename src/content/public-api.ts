@@ -34,6 +34,7 @@ import type { Catalog, CatalogItem } from './catalog.js';
 import type { DeliveryLedger } from './delivery-ledger.js';
 import type { EventReporter } from './event-reporter.js';
 import type { ServiceTimes, ThroughputMeter } from './load-report.js';
+import { loggableUrl } from './log-url.js';
 import type { ContentMetrics } from './metrics.js';
 import { PART_CONTENT_TYPE, planRange, type RangePlan } from './range-plan.js';
 import { judgeRequest } from './request-processing.js';
@@ -251,7 +252,7 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
       // null: refused before any header (the item changed on disk); `refuse` counted the answer.
       (complete) => finish(complete ?? false, complete !== null),
       (err: unknown) => {
-        logger.error({ err, url: req.url }, 'public request failed');
+        logger.error({ err, url: loggableUrl(req.url) }, 'public request failed');
         if (!res.headersSent) refuse(req, res, 'internal_error');
         else res.destroy();
         finish(false, false);
@@ -304,7 +305,7 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
     const client = proxied ? clientAddressOf(peer, req.headers['x-forwarded-for'], trusted) : peer;
     const reception = receiver.receive(req.url ?? '/', client, clock.now());
     if (reception.kind === 'bad_path') {
-      logger.debug({ url: req.url, reason: reception.reason }, 'refused a malformed item path');
+      logger.debug({ url: loggableUrl(req.url), reason: reception.reason }, 'refused a malformed item path');
       refuse(req, res, 'invalid_item_path');
       return;
     }
@@ -335,7 +336,7 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
     try {
       handle(req, res);
     } catch (err) {
-      logger.error({ err, url: req.url }, 'public request failed');
+      logger.error({ err, url: loggableUrl(req.url) }, 'public request failed');
       if (!res.headersSent) refuse(req, res, 'internal_error');
       else res.destroy();
     }

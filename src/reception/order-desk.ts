@@ -24,6 +24,7 @@ import type { Mailer } from './mailer.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { NoticeDispatcher } from './notice-dispatcher.js';
 import type { QueueTokens } from './queue-token.js';
+import { RateLimiter } from './rate-limiter.js';
 import type { SlotLedger } from './slot-ledger.js';
 import type { TicketIssuer } from './ticket-issuer.js';
 import type { WaitingLine, WaitQuote } from './waiting-line.js';
@@ -79,6 +80,9 @@ export interface OrderDesk {
   /** Orders being worked on now; shutdown waits for them. */
   inProgress(): number;
 }
+
+/** Ticket-link mails per recipient: a burst of 5, then one every 10 minutes. */
+export const MAIL_RULE = { perSecond: 1 / 600, burst: 5 };
 
 /** How many servers one order tries before it is answered busy (each failed try is logged). */
 const MAX_TRIES = 4;
@@ -151,6 +155,7 @@ export function buildOrderDesk(deps: {
   }
 
   const shares = new ClientShares();
+  const recipients = new RateLimiter(MAIL_RULE, 100_000);
   const limitRetry = Math.min(rc.queue.maxRetryAfterSeconds, rc.tickets.claimSeconds);
   const clientLimit = (what: string): OrderOutcome => ({
     kind: 'error',
@@ -225,6 +230,11 @@ export function buildOrderDesk(deps: {
 
   function sendMail(order: OrderRecord, ticket: TicketRecord): void {
     if (!order.email || !rc.mail) return;
+    // However many clients name it, one address gets a bounded number of mails (no mail bomb).
+    if (!recipients.take(order.email.toLowerCase(), clock.now()).allowed) {
+      logger.info({ order: order.id }, 'mail limit reached for this recipient; ticket link not mailed');
+      return;
+    }
     void mailer.sendTicketLink({
       to: order.email,
       item: order.item,

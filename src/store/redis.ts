@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { maskUrl } from '../config/keys.js';
 import type { Logger } from '../util/log.js';
 import { EVENT_ID_RETENTION_MS, newOrder, newTicket, purchaseKey } from './rules.js';
 import type {
@@ -114,7 +115,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
   const split = splitPrefix(opts.url);
   const prefix = opts.keyPrefix ?? split.prefix ?? DEFAULT_KEY_PREFIX;
   // A password in the URL must not reach a log or a terminal.
-  const shownUrl = opts.url.replace(/\/\/[^@/]*@/, '//***@');
+  const shownUrl = maskUrl(opts.url);
   const scripts = loadScripts();
   const redis = new Redis(split.url, {
     lazyConnect: true,

@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { respellings } from '../helpers/respell.js';
+import { type SmtpListener, startSmtpListener } from '../helpers/smtp.js';
+import { waitUntil } from '../helpers/wait.js';
 import { type ApiJson, type Cluster, postOrder, rawGet, startCluster } from './reception-cluster.js';
 
 const ITEM = '/f.bin';
@@ -28,18 +30,21 @@ async function getStatus(url: string, headers: Record<string, string>): Promise<
 
 describe('hostile clients', { timeout: 180_000 }, () => {
   let c: Cluster;
+  let smtp: SmtpListener;
 
   before(async () => {
+    smtp = await startSmtpListener();
     c = await startCluster({
       servers: 1,
       items: { [ITEM]: 'f'.repeat(10_000) },
-      server: () => ({ capacity: 5 }),
+      server: () => ({ capacity: 14 }),
       reception: {
         trustProxy: ['127.0.0.1'],
         // Slow refill: a case's requests run in well under the time one token takes to return
         // ten times over, so the counts below hold on a slow machine too.
         rateLimit: { perSecond: 0.2, burst: BURST },
         limits: { ticketsPerClient: 1, placesPerClient: 1 },
+        mail: { smtp: smtp.url, from: 'downloads@example.com' },
         monitor: { intervalMs: 100, timeoutMs: 3000, failuresBeforeDown: 3 },
         queue: { holdSeconds: 60, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
       },
@@ -48,10 +53,11 @@ describe('hostile clients', { timeout: 180_000 }, () => {
 
   after(async () => {
     await c?.stop();
+    await smtp?.close();
   });
 
-  // First, while the server (capacity 5) has room: one slot goes to this case, two to the next,
-  // two to the holders below.
+  // First, while the server (capacity 14) has room: one slot goes to this case, two to the next,
+  // nine to the mail case, two to the holders below (after which it is full).
   it('gives one client no more live tickets than ticketsPerClient, whichever of its addresses asks', async () => {
     const addr = prefix();
     const first = await postOrder(c.pub, { item: ITEM }, from(addr(1)));
@@ -78,6 +84,22 @@ describe('hostile clients', { timeout: 180_000 }, () => {
     assert.equal(again.status, 200);
     assert.equal(again.json.orderId, mine.json.orderId);
   });
+  it('mails one recipient a bounded number of ticket links, however many clients name it', async () => {
+    for (let i = 0; i < 8; i++) {
+      const r = await postOrder(c.pub, { item: ITEM, email: 'victim@example.com' }, from(prefix()(1)));
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+    }
+    const marker = await postOrder(c.pub, { item: ITEM, email: 'marker@example.com' }, from(prefix()(1)));
+    assert.equal(marker.status, 201);
+    await waitUntil(
+      () => smtp.mails.some((m) => m.to.includes('marker@example.com')),
+      30_000,
+      'the marker mail',
+    );
+    const victim = smtp.mails.filter((m) => m.to.includes('victim@example.com')).length;
+    assert.equal(victim, 5, `${victim} mails to one recipient`);
+  });
+
   it('limits one /64 as one client however many of its addresses it rotates through', async () => {
     const addr = prefix();
     const statuses: number[] = [];

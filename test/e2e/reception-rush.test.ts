@@ -31,6 +31,8 @@ describe('reception under a rush', { timeout: 180_000 }, () => {
       server: (i) => ({ capacity: CAPACITY, distance: i + 1 }),
       reception: {
         rateLimit: null,
+        // Every order comes from one address here: this test is about capacity, not fair shares.
+        limits: { ticketsPerClient: 100_000, placesPerClient: 100_000 },
         allocation: { tieTolerance: 0.25 },
         monitor: { intervalMs: 100, timeoutMs: 3000, failuresBeforeDown: 3 },
       },

@@ -280,3 +280,17 @@ test('listen parsing', () => {
   assert.equal(urlOfListen('0.0.0.0:9080'), 'http://127.0.0.1:9080');
   assert.equal(urlOfListen('[::]:9080'), 'http://[::1]:9080');
 });
+
+test('passwords in URL query strings and user-info are masked', () => {
+  const c = parseConfig(
+    minimal({
+      reception: {
+        store: 'redis://127.0.0.1:6379/0?password=hunter2&prefix=x:',
+        mail: { smtp: 'smtp://u:pw@127.0.0.1:25?token=t0ken', from: 'a@example.com' },
+      },
+    }),
+  );
+  const text = JSON.stringify(maskSecrets(c));
+  assert.ok(!text.includes('hunter2') && !text.includes('t0ken') && !text.includes(':pw@'), text);
+  assert.match(text, /prefix=x:/);
+});
