@@ -24,6 +24,7 @@ import { createReceptionMetrics, type ReceptionMetrics } from './metrics.js';
 import { buildNoticeDispatcher, type NoticeDispatcher } from './notice-dispatcher.js';
 import { buildOrderDesk, type OrderDesk } from './order-desk.js';
 import { createQueueTokens } from './queue-token.js';
+import { buildRetentionSweeper } from './retention-sweeper.js';
 import { isUsable } from './server-health.js';
 import { SlotLedger } from './slot-ledger.js';
 import { buildTicketIssuer } from './ticket-issuer.js';
@@ -61,6 +62,8 @@ export interface Reception {
 const HOUSEKEEPING_MS = 250;
 const LINE_MS = 1000;
 const REVOCATION_RETRY_MS = 5000;
+/** How often retention sweeps (retention is at least 60 s, so a sweep is never late by much). */
+const SWEEP_MS = 1000;
 const LISTEN_BACKLOG = 4096;
 
 export function buildReception(deps: ReceptionDeps): Reception {
@@ -103,6 +106,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
     clock,
     logger,
   });
+  const sweeper = buildRetentionSweeper({ store, retentionMs: rc.retention, logger });
   const intake = buildEventIntake({ store, monitor, ledger, metrics, clock, logger });
   let stopping = false;
 
@@ -202,6 +206,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
   const timers: NodeJS.Timeout[] = [];
   let lastLine = 0;
   let lastRetry = 0;
+  let lastSweep = 0;
   let busy = false;
 
   async function housekeeping(): Promise<void> {
@@ -216,6 +221,10 @@ export function buildReception(deps: ReceptionDeps): Reception {
       if (now - lastRetry >= REVOCATION_RETRY_MS) {
         lastRetry = now;
         await dispatcher.retryPending();
+      }
+      if (now - lastSweep >= SWEEP_MS) {
+        lastSweep = now;
+        await sweeper.sweep(now);
       }
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'housekeeping failed; will retry');

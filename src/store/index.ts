@@ -12,6 +12,7 @@ export type {
   NewOrder,
   OrderRecord,
   OrderStatus,
+  PurgeResult,
   ReserveLimits,
   ReserveResult,
   Store,

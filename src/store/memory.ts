@@ -4,6 +4,8 @@
  * awaiting anything, so on Node's single thread every method is one atomic step by construction.
  * Returned records are copies: callers cannot change the store's state by mutating them.
  */
+
+import { ActivityQueue } from './activity-queue.js';
 import {
   applyEvent,
   copyTicket,
@@ -13,6 +15,7 @@ import {
   newOrder,
   newTicket,
   orderStatusOf,
+  purgeVerdict,
   reserveVerdict,
 } from './rules.js';
 import type {
@@ -46,6 +49,8 @@ export function createMemoryStore(): Store {
   let latestEventAt = Number.NEGATIVE_INFINITY;
   const waiting = new Map<string, LineEntry>();
   let lastSeq = 0;
+  /** Retention's index: every order by a lower bound of its last activity. */
+  const activity = new ActivityQueue();
 
   function hold(t: TicketRecord): void {
     let set = outstandingByServer.get(t.server);
@@ -123,6 +128,7 @@ export function createMemoryStore(): Store {
         });
       }
       orders.set(order.id, order);
+      activity.push(order.createdAt, order.id);
       return { kind: 'created', order: copyOrder(order) };
     },
 
@@ -236,6 +242,29 @@ export function createMemoryStore(): Store {
     async line() {
       // Entries are only ever appended with a growing seq, so insertion order is line order.
       return [...waiting.values()].map((e) => ({ ...e }));
+    },
+
+    async purgeInactive(now, retentionMs, limit) {
+      let purged = 0;
+      let examined = 0;
+      while (examined < limit) {
+        const next = activity.popAtOrBefore(now - retentionMs);
+        if (!next) break;
+        examined++;
+        const order = orders.get(next.id);
+        if (!order) continue;
+        const verdict = purgeVerdict(order, now, retentionMs);
+        if (!verdict.purge) {
+          activity.push(verdict.activeAt, order.id);
+          continue;
+        }
+        orders.delete(order.id);
+        for (const t of order.tickets) orderOfTicket.delete(t.id);
+        const key = order.idempotencyKey;
+        if (key !== undefined && idempotency.get(key)?.orderId === order.id) idempotency.delete(key);
+        purged++;
+      }
+      return { purged, more: examined === limit };
     },
 
     async close() {},

@@ -8,7 +8,8 @@
  *
  * Hot reads are cheap: `outstanding()` reads one set per server, `line()` one hash (HVALS). Durability is Redis's own (configure AOF with `appendfsync everysec` or stricter for a
  * store that outlives a Redis restart). Applied event ids are kept one hour (Redis TTL);
- * idempotency keys for their TTL. Orders are kept until deleted by the operator.
+ * idempotency keys for their TTL. Orders are purged `reception.retention` after their last
+ * activity (`purgeInactive`, an incremental sweep over the `activity` sorted set).
  *
  * Keys start with `rushgate:` unless the URL says otherwise with `?prefix=NAME:`
  * (`redis://host:6379/0?prefix=shop:`), so that two deployments (or test runs) can share one
@@ -45,6 +46,9 @@ const SCRIPTS = [
   'set_held',
   'leave_line',
 ] as const;
+/** Scripts that take their keys in KEYS (the count is the first argument of each call). */
+const KEYED_SCRIPTS = ['purge_orders'] as const;
+type KeyedScriptName = (typeof KEYED_SCRIPTS)[number];
 type ScriptName = (typeof SCRIPTS)[number];
 
 /** Tickets lapsed per script run: bounds how long one run blocks Redis. */
@@ -62,12 +66,15 @@ function luaDir(): string {
   return found;
 }
 
-function loadScripts(): Record<ScriptName, string> {
+function loadScripts(): Record<ScriptName | KeyedScriptName, string> {
   const dir = luaDir();
   const shared = readFileSync(path.join(dir, '_shared.lua'), 'utf8');
   return Object.fromEntries(
-    SCRIPTS.map((name) => [name, `${shared}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`]),
-  ) as Record<ScriptName, string>;
+    [...SCRIPTS, ...KEYED_SCRIPTS].map((name) => [
+      name,
+      `${shared}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`,
+    ]),
+  ) as Record<ScriptName | KeyedScriptName, string>;
 }
 
 function parseOrder(raw: string): OrderRecord {
@@ -133,10 +140,19 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
   }
   opened = true;
   for (const name of SCRIPTS) redis.defineCommand(`rg_${name}`, { numberOfKeys: 0, lua: scripts[name] });
+  for (const name of KEYED_SCRIPTS) redis.defineCommand(`rg_${name}`, { lua: scripts[name] });
 
   type Arg = string | number;
   const run = (name: ScriptName, ...args: Arg[]): Promise<unknown> =>
     (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(prefix, ...args);
+
+  const runKeyed = (name: KeyedScriptName, keys: string[], ...args: Arg[]): Promise<unknown> =>
+    (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(
+      keys.length,
+      ...keys,
+      prefix,
+      ...args,
+    );
 
   opts.logger.info({ url: shownUrl, prefix }, 'store: redis');
 
@@ -238,6 +254,37 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
       // Redis CPU turning a thousand replies into Lua strings (measured: ~700 µs vs ~65 µs).
       const raw = await redis.hvals(`${prefix}linedata`);
       return raw.map((r) => JSON.parse(r) as LineEntry).sort((a, b) => a.seq - b.seq);
+    },
+
+    async purgeInactive(now, retentionMs, limit) {
+      // Read, then purge in a script that is handed every key it touches: the candidates and
+      // their orders come first (plain reads), the script re-checks each order against what was
+      // read and purges it only when it is still due and unchanged.
+      const ids = await redis.zrangebyscore(
+        `${prefix}activity`,
+        '-inf',
+        now - retentionMs,
+        'LIMIT',
+        0,
+        limit,
+      );
+      if (ids.length === 0) return { purged: 0, more: false };
+      const raws = await redis.mget(...ids.map((id) => `${prefix}order:${id}`));
+      const keys = [`${prefix}activity`];
+      const args: Arg[] = [now, retentionMs];
+      ids.forEach((id, i) => {
+        const raw = raws[i];
+        const own = [`${prefix}order:${id}`];
+        if (raw !== null && raw !== undefined) {
+          const order = parseOrder(raw);
+          for (const t of order.tickets) own.push(`${prefix}ticket:${t.id}`);
+          if (order.idempotencyKey !== undefined) own.push(`${prefix}idem:${order.idempotencyKey}`);
+        }
+        keys.push(...own);
+        args.push(id, own.length);
+      });
+      const purged = (await runKeyed('purge_orders', keys, ...args)) as number;
+      return { purged, more: ids.length === limit };
     },
 
     async close() {

@@ -666,4 +666,29 @@ describe('reception app (inject, fake content servers)', () => {
     assert.equal(second.json.estimatedWaitSeconds, 35);
     assert.equal(second.json.retryAfterSeconds, 30, 'capped at maxRetryAfterSeconds');
   });
+  it('purges an order past reception.retention, never while its ticket is outstanding', async () => {
+    const h = await harness({ reception: { retention: '60s' } });
+    await h.reception.monitor.pollAll();
+    const done = await h.order({ item: '/x.bin', email: 'buyer@example.com' }, { 'idempotency-key': 'k-1' });
+    const open = await h.order({ item: '/x.bin' });
+    assert.equal(done.status, 201);
+    assert.equal(open.status, 201);
+    await h.event(done.json.ticket.server, 'started', done.json.ticket.id, done.json.orderId);
+    await h.event(done.json.ticket.server, 'fulfilled', done.json.ticket.id, done.json.orderId);
+    await h.event(open.json.ticket.server, 'started', open.json.ticket.id, open.json.orderId);
+    const get = (id: string) => h.reception.publicApp.inject(`/api/orders/${id}`);
+    // The ticket's validity (10 minutes) counts as activity: a minute later both are kept.
+    h.clock.t += 61_000;
+    await h.reception.housekeeping();
+    assert.equal((await get(done.json.orderId)).statusCode, 200);
+    // Past its expiry plus the retention the fulfilled order goes; the downloading one stays.
+    h.clock.t += 600_000;
+    await h.reception.housekeeping();
+    assert.equal((await get(done.json.orderId)).statusCode, 404);
+    assert.equal((await get(open.json.orderId)).statusCode, 200);
+    // Its Idempotency-Key went with it: the same key now makes a new order.
+    const again = await h.order({ item: '/x.bin' }, { 'idempotency-key': 'k-1' });
+    assert.equal(again.status, 201);
+    assert.notEqual(again.json.orderId, done.json.orderId);
+  });
 });
