@@ -27,6 +27,7 @@ import { createQueueTokens } from './queue-token.js';
 import { buildRetentionSweeper } from './retention-sweeper.js';
 import { isUsable } from './server-health.js';
 import { SlotLedger } from './slot-ledger.js';
+import { watchStore } from './store-health.js';
 import { buildTicketIssuer } from './ticket-issuer.js';
 import { buildWaitingLine, type WaitingLine } from './waiting-line.js';
 
@@ -67,8 +68,10 @@ const SWEEP_MS = 1000;
 const LISTEN_BACKLOG = 4096;
 
 export function buildReception(deps: ReceptionDeps): Reception {
-  const { config, store, logger, mailer } = deps;
+  const { config, logger, mailer } = deps;
   const clock = deps.clock ?? systemClock;
+  // Every part below uses the watched store, so any of their calls can notice an outage and its end.
+  const { store, health: storeHealth } = watchStore(deps.store, clock, logger);
   const random = deps.random ?? Math.random;
   const rc = config.reception;
   const ring = keyRingOf(config);
@@ -112,6 +115,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
 
   const ready = () =>
     !stopping &&
+    storeHealth.up() &&
     monitor.anyReportArrived() &&
     monitor.servers().some((s) => isUsable(s.health) && !s.report?.draining);
 
@@ -188,6 +192,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
         admissionRate: line.admissionRate(),
       },
       pendingRevocations: dispatcher.pendingCount(),
+      store: { up: storeHealth.up(), outages: storeHealth.outages() },
     };
   };
 

@@ -21,3 +21,4 @@ export type {
   TransferEventType,
 } from './types.js';
 export { OUTSTANDING } from './types.js';
+export { isStoreUnavailable } from './unavailable.js';
