@@ -67,6 +67,7 @@ describe('defaults', () => {
           clockSkewSeconds: 30,
         },
         queue: { enabled: true, holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
+        retention: 7 * 24 * 60 * 60 * 1000,
         mail: undefined,
       },
     );
