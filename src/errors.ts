@@ -28,6 +28,10 @@ export const ERRORS = {
   },
   busy: { status: 503, message: 'Every content server holding this item is busy.' },
   unavailable: { status: 503, message: 'The service is not ready to take orders.' },
+  store_unavailable: {
+    status: 503,
+    message: 'The order store is unreachable or cannot write; nothing was recorded. Try again shortly.',
+  },
   internal_error: { status: 500, message: 'Internal error.' },
   // Purchase grants (CONTRACT §7)
   grant_required: { status: 401, message: 'This item is sold: the order needs a purchase grant.' },
@@ -60,8 +64,8 @@ export type ErrorCode = keyof typeof ERRORS;
 export class RushgateError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
-  constructor(code: ErrorCode, message?: string) {
-    super(message ?? ERRORS[code].message);
+  constructor(code: ErrorCode, message?: string, options?: ErrorOptions) {
+    super(message ?? ERRORS[code].message, options);
     this.name = 'RushgateError';
     this.code = code;
     this.status = ERRORS[code].status;

@@ -95,6 +95,84 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
   }
 
   describe(`store contract: ${name}`, () => {
+    withStore(
+      'purgeInactive purges orders, tickets and idempotency keys past retention',
+      async ({ store }) => {
+        const RET = 60_000;
+        const keyed = await newOrder(store, { key: uid('k') });
+        const plain = await newOrder(store, { at: T0 + 10 });
+        const withTicket = await newOrder(store);
+        const t = await reserve(store, withTicket.id, 'a');
+        await store.applyTransferEvent(event(t.id, 'started', 10, T0 + 1000));
+        await store.applyTransferEvent(event(t.id, 'fulfilled', 100, T0 + 2000));
+        const recent = await newOrder(store, { at: T0 + RET });
+        // Nothing is due one ms early.
+        assert.deepEqual(await store.purgeInactive(T0 + RET - 1, RET, 100), { purged: 0, more: false });
+        assert.ok(await store.getOrder(keyed.id));
+        // At T0 + RET the two ticketless orders are due; the ticketed one counts from its expiry.
+        const first = await store.purgeInactive(T0 + RET + 10, RET, 100);
+        assert.equal(first.purged, 2);
+        assert.equal(await store.getOrder(keyed.id), undefined);
+        assert.equal(await store.getOrder(plain.id), undefined);
+        assert.ok(await store.getOrder(withTicket.id), 'its ticket was valid until expiresAt');
+        assert.ok(await store.getOrder(recent.id));
+        // The purged key is free again: the same key makes a new order, not the old one.
+        const again = await store.createOrder(
+          {
+            id: uid('o'),
+            item: '/other',
+            clientAddress: '192.0.2.7',
+            createdAt: T0 + RET + 20,
+            idempotencyKey: keyed.idempotencyKey!,
+          },
+          DAY,
+        );
+        assert.equal(again.kind, 'created');
+        const dueTicketed = t.expiresAt + RET;
+        assert.equal(
+          (await store.purgeInactive(dueTicketed - 1, RET, 100)).purged,
+          2,
+          '`recent` and `again`',
+        );
+        assert.ok(await store.getOrder(withTicket.id));
+        assert.equal((await store.purgeInactive(dueTicketed, RET, 100)).purged, 1);
+        assert.equal(await store.getOrder(withTicket.id), undefined);
+        assert.deepEqual(await store.ticketsOfOrder(withTicket.id), []);
+        // Events for a purged ticket are ignored, never an error.
+        const late = await store.applyTransferEvent(event(t.id, 'fulfilled', 100, dueTicketed + 1));
+        assert.equal(late.applied, false);
+      },
+    );
+
+    withStore('purgeInactive never purges an order with an outstanding ticket', async ({ store }) => {
+      const RET = 60_000;
+      const order = await newOrder(store);
+      const t = await reserve(store, order.id, 'a');
+      await store.applyTransferEvent(event(t.id, 'started', 10, T0 + 1000));
+      // Long past expiry and retention, but still downloading (its server never reported the end).
+      const late = t.expiresAt + 10 * RET;
+      assert.equal((await store.purgeInactive(late, RET, 100)).purged, 0);
+      assert.equal((await store.getOrder(order.id))?.status, 'downloading');
+      assert.equal(await countOn(store, 'a'), 1);
+      await store.applyTransferEvent(event(t.id, 'abandoned', 10, late + 1));
+      // It is looked at again a retention after the sweep that found it outstanding.
+      assert.equal((await store.purgeInactive(late + RET - 1, RET, 100)).purged, 0);
+      assert.equal((await store.purgeInactive(late + RET + 1, RET, 100)).purged, 1);
+      assert.equal(await store.getOrder(order.id), undefined);
+      assert.equal(await countOn(store, 'a'), 0);
+    });
+
+    withStore('purgeInactive works in batches of at most `limit`', async ({ store }) => {
+      const RET = 60_000;
+      for (let i = 0; i < 25; i++) await newOrder(store, { at: T0 + i });
+      const a = await store.purgeInactive(T0 + DAY, RET, 10);
+      assert.deepEqual(a, { purged: 10, more: true });
+      const b = await store.purgeInactive(T0 + DAY, RET, 10);
+      assert.deepEqual(b, { purged: 10, more: true });
+      const c = await store.purgeInactive(T0 + DAY, RET, 10);
+      assert.deepEqual(c, { purged: 5, more: false });
+    });
+
     withStore('createOrder creates a waiting order that getOrder returns', async ({ store }) => {
       const r = await store.createOrder(
         {

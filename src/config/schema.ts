@@ -90,6 +90,34 @@ const store = z
 
 const seconds = (min: number) => z.number().int().min(min);
 
+const DURATION_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration: a whole number of seconds, or a string such as "90s", "30m", "12h", "7d".
+ * Resolves to milliseconds.
+ */
+const duration = (minMs: number) =>
+  z.union([z.number().int(), z.string()]).transform((value, ctx) => {
+    let ms: number | undefined;
+    if (typeof value === 'number') ms = value * 1000;
+    else {
+      const m = /^(\d{1,9})\s*([smhd])$/.exec(value.trim());
+      if (m) ms = Number(m[1]) * DURATION_UNITS_MS[m[2]!]!;
+    }
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be seconds or a duration such as "90s", "30m", "12h", "7d", got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    if (ms < minMs) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${minMs / 1000} s` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
 const monitor = z.strictObject({
   intervalMs: z.number().int().min(50).default(500),
   timeoutMs: z.number().int().min(50).default(1000),
@@ -182,6 +210,9 @@ const reception = z
         placesPerClient: z.number().int().min(1).default(8),
       })
       .prefault({}),
+    // Extension: orders (with their tickets, idempotency keys and e-mail addresses) are purged
+    // this long after their last activity; resolved to milliseconds.
+    retention: duration(60_000).prefault('7d'),
     mail: mail.optional(),
     grants: grants.optional(),
   })

@@ -27,8 +27,10 @@ import { createReceptionMetrics, type ReceptionMetrics } from './metrics.js';
 import { buildNoticeDispatcher, type NoticeDispatcher } from './notice-dispatcher.js';
 import { buildOrderDesk, type OrderDesk } from './order-desk.js';
 import { createQueueTokens } from './queue-token.js';
+import { buildRetentionSweeper } from './retention-sweeper.js';
 import { isUsable } from './server-health.js';
 import { SlotLedger } from './slot-ledger.js';
+import { watchStore } from './store-health.js';
 import { buildTicketIssuer } from './ticket-issuer.js';
 import { buildWaitingLine, type WaitingLine } from './waiting-line.js';
 
@@ -64,11 +66,15 @@ export interface Reception {
 const HOUSEKEEPING_MS = 250;
 const LINE_MS = 1000;
 const REVOCATION_RETRY_MS = 5000;
+/** How often retention sweeps (retention is at least 60 s, so a sweep is never late by much). */
+const SWEEP_MS = 1000;
 const LISTEN_BACKLOG = 4096;
 
 export function buildReception(deps: ReceptionDeps): Reception {
-  const { config, store, logger, mailer } = deps;
+  const { config, logger, mailer } = deps;
   const clock = deps.clock ?? systemClock;
+  // Every part below uses the watched store, so any of their calls can notice an outage and its end.
+  const { store, health: storeHealth } = watchStore(deps.store, clock, logger);
   const random = deps.random ?? Math.random;
   const rc = config.reception;
   const ring = keyRingOf(config);
@@ -112,11 +118,13 @@ export function buildReception(deps: ReceptionDeps): Reception {
     clock,
     logger,
   });
+  const sweeper = buildRetentionSweeper({ store, retentionMs: rc.retention, logger });
   const intake = buildEventIntake({ store, monitor, ledger, metrics, clock, logger });
   let stopping = false;
 
   const ready = () =>
     !stopping &&
+    storeHealth.up() &&
     monitor.anyReportArrived() &&
     monitor.servers().some((s) => isUsable(s.health) && !s.report?.draining);
 
@@ -193,6 +201,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
         admissionRate: line.admissionRate(),
       },
       pendingRevocations: dispatcher.pendingCount(),
+      store: { up: storeHealth.up(), outages: storeHealth.outages() },
     };
   };
 
@@ -212,6 +221,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
   let tlsWatcher: TlsWatcher | null = null;
   let lastLine = 0;
   let lastRetry = 0;
+  let lastSweep = 0;
   let busy = false;
 
   async function housekeeping(): Promise<void> {
@@ -226,6 +236,10 @@ export function buildReception(deps: ReceptionDeps): Reception {
       if (now - lastRetry >= REVOCATION_RETRY_MS) {
         lastRetry = now;
         await dispatcher.retryPending();
+      }
+      if (now - lastSweep >= SWEEP_MS) {
+        lastSweep = now;
+        await sweeper.sweep(now);
       }
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'housekeeping failed; will retry');

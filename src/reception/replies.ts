@@ -5,10 +5,14 @@
  * that no framework message or stack ever reaches a client.
  */
 import type { FastifyError, FastifyReply } from 'fastify';
-import { ERRORS, type ErrorCode, errorBody } from '../errors.js';
+import { ERRORS, type ErrorCode, errorBody, RushgateError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 
+/** Retry-After of a `store_unavailable` answer: a restarted store is reconnected within ~1 s. */
+export const STORE_RETRY_AFTER_SECONDS = 2;
+
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
+  if (code === 'store_unavailable') reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
   return reply
     .code(ERRORS[code].status)
     .header('cache-control', 'no-store')
@@ -29,6 +33,9 @@ const FRAMEWORK_CODES: Record<string, ErrorCode> = {
 /** The error handler both apps install. */
 export function errorHandler(logger: Logger) {
   return (err: FastifyError, _req: unknown, reply: FastifyReply) => {
+    // A registry error thrown below a route (the store away: store_unavailable) is answered as
+    // itself, with the registry's message: a driver's message never reaches a client.
+    if (err instanceof RushgateError) return sendError(reply, err.code);
     const code = (err.code && FRAMEWORK_CODES[err.code]) || undefined;
     if (code) return sendError(reply, code);
     if (err.statusCode === 413) return sendError(reply, 'body_too_large');

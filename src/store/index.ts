@@ -13,6 +13,7 @@ export type {
   OrderRecord,
   OrderStatus,
   Purchase,
+  PurgeResult,
   ReserveLimits,
   ReserveResult,
   Store,
@@ -21,3 +22,4 @@ export type {
   TransferEventType,
 } from './types.js';
 export { OUTSTANDING } from './types.js';
+export { isStoreUnavailable } from './unavailable.js';

@@ -4,6 +4,8 @@
  * awaiting anything, so on Node's single thread every method is one atomic step by construction.
  * Returned records are copies: callers cannot change the store's state by mutating them.
  */
+
+import { ActivityQueue } from './activity-queue.js';
 import {
   applyEvent,
   copyTicket,
@@ -15,6 +17,7 @@ import {
   orderStatusOf,
   pastDeadline,
   purchaseKey,
+  purgeVerdict,
   reserveVerdict,
 } from './rules.js';
 import type {
@@ -51,6 +54,8 @@ export function createMemoryStore(): Store {
   let latestEventAt = Number.NEGATIVE_INFINITY;
   const waiting = new Map<string, LineEntry>();
   let lastSeq = 0;
+  /** Retention's index: every order by a lower bound of its last activity. */
+  const activity = new ActivityQueue();
 
   function hold(t: TicketRecord): void {
     let set = outstandingByServer.get(t.server);
@@ -134,6 +139,7 @@ export function createMemoryStore(): Store {
         ids.push(order.id);
         purchaseOrders.set(key, ids);
       }
+      activity.push(order.createdAt, order.id);
       return { kind: 'created', order: copyOrder(order) };
     },
 
@@ -259,6 +265,35 @@ export function createMemoryStore(): Store {
 
     async isPurchaseRevoked(p) {
       return revokedPurchases.has(purchaseKey(p));
+    },
+
+    async purgeInactive(now, retentionMs, limit) {
+      let purged = 0;
+      let examined = 0;
+      while (examined < limit) {
+        const next = activity.popAtOrBefore(now - retentionMs);
+        if (!next) break;
+        examined++;
+        const order = orders.get(next.id);
+        if (!order) continue;
+        const verdict = purgeVerdict(order, now, retentionMs);
+        if (!verdict.purge) {
+          activity.push(verdict.activeAt, order.id);
+          continue;
+        }
+        orders.delete(order.id);
+        if (order.purchase) {
+          const key = purchaseKey(order.purchase);
+          const ids = purchaseOrders.get(key)?.filter((id) => id !== order.id) ?? [];
+          if (ids.length > 0) purchaseOrders.set(key, ids);
+          else purchaseOrders.delete(key);
+        }
+        for (const t of order.tickets) orderOfTicket.delete(t.id);
+        const key = order.idempotencyKey;
+        if (key !== undefined && idempotency.get(key)?.orderId === order.id) idempotency.delete(key);
+        purged++;
+      }
+      return { purged, more: examined === limit };
     },
 
     async close() {},

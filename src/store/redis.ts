@@ -8,7 +8,8 @@
  *
  * Hot reads are cheap: `outstanding()` reads one set per server, `line()` one hash (HVALS). Durability is Redis's own (configure AOF with `appendfsync everysec` or stricter for a
  * store that outlives a Redis restart). Applied event ids are kept one hour (Redis TTL);
- * idempotency keys for their TTL. Orders are kept until deleted by the operator.
+ * idempotency keys for their TTL. Orders are purged `reception.retention` after their last
+ * activity (`purgeInactive`, an incremental sweep over the `activity` sorted set).
  *
  * Keys start with `rushgate:` unless the URL says otherwise with `?prefix=NAME:`
  * (`redis://host:6379/0?prefix=shop:`), so that two deployments (or test runs) can share one
@@ -20,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { maskUrl } from '../config/keys.js';
+import { RushgateError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { EVENT_ID_RETENTION_MS, newOrder, newTicket, purchaseKey } from './rules.js';
 import type {
@@ -47,6 +49,9 @@ const SCRIPTS = [
   'set_held',
   'leave_line',
 ] as const;
+/** Scripts that take their keys in KEYS (the count is the first argument of each call). */
+const KEYED_SCRIPTS = ['purge_orders'] as const;
+type KeyedScriptName = (typeof KEYED_SCRIPTS)[number];
 type ScriptName = (typeof SCRIPTS)[number];
 
 /** Tickets lapsed per script run: bounds how long one run blocks Redis. */
@@ -64,12 +69,15 @@ function luaDir(): string {
   return found;
 }
 
-function loadScripts(): Record<ScriptName, string> {
+function loadScripts(): Record<ScriptName | KeyedScriptName, string> {
   const dir = luaDir();
   const shared = readFileSync(path.join(dir, '_shared.lua'), 'utf8');
   return Object.fromEntries(
-    SCRIPTS.map((name) => [name, `${shared}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`]),
-  ) as Record<ScriptName, string>;
+    [...SCRIPTS, ...KEYED_SCRIPTS].map((name) => [
+      name,
+      `${shared}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`,
+    ]),
+  ) as Record<ScriptName | KeyedScriptName, string>;
 }
 
 /** A purchase's key part: fixed length whatever the shop's `iss` and `sub`. */
@@ -111,8 +119,43 @@ export function splitPrefix(url: string): { url: string; prefix: string | undefi
   return { url: url.slice(0, q) + (rest === '' ? '' : `?${rest}`), prefix };
 }
 
+/**
+ * `?fsync=always` (extension): the reception takes an order only from a Redis that fsyncs every
+ * write to its append-only file before answering (`appendonly yes`, `appendfsync always`), so an
+ * order answered `201` survives a Redis crash or restart. Checked with CONFIG GET at open (the
+ * reception refuses to start otherwise) and again after every reconnect (a restarted Redis may
+ * run another configuration): until it holds again, every write is `store_unavailable`.
+ */
+const FSYNC_PARAM = 'fsync';
+
+/** Takes `?fsync=` out of the URL, as splitPrefix does for `?prefix=`. */
+export function splitFsync(url: string): { url: string; fsync: 'always' | undefined } {
+  const q = url.indexOf('?');
+  if (q < 0) return { url, fsync: undefined };
+  const params = new URLSearchParams(url.slice(q + 1));
+  const value = params.get(FSYNC_PARAM);
+  if (value === null) return { url, fsync: undefined };
+  if (value !== 'always') throw new Error(`store URL: ${FSYNC_PARAM} must be "always"`);
+  params.delete(FSYNC_PARAM);
+  const rest = params.toString();
+  return { url: url.slice(0, q) + (rest === '' ? '' : `?${rest}`), fsync: 'always' };
+}
+
+/** What CONFIG GET says about persistence; undefined when CONFIG is not allowed here. */
+async function persistenceOf(redis: Redis): Promise<{ appendonly: string; appendfsync: string } | undefined> {
+  try {
+    const flat = (await redis.call('CONFIG', 'GET', 'append*')) as string[];
+    const conf = new Map<string, string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) conf.set(flat[i]!, flat[i + 1]!);
+    return { appendonly: conf.get('appendonly') ?? 'no', appendfsync: conf.get('appendfsync') ?? 'everysec' };
+  } catch {
+    return undefined;
+  }
+}
+
 export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
-  const split = splitPrefix(opts.url);
+  const fsyncSplit = splitFsync(opts.url);
+  const split = splitPrefix(fsyncSplit.url);
   const prefix = opts.keyPrefix ?? split.prefix ?? DEFAULT_KEY_PREFIX;
   // A password in the URL must not reach a log or a terminal.
   const shownUrl = maskUrl(opts.url);
@@ -120,16 +163,48 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
   const redis = new Redis(split.url, {
     lazyConnect: true,
     connectTimeout: 5000,
-    // A request fails after a few reconnect attempts instead of hanging the HTTP answer.
+    // While Redis is away a command fails at once (the order is answered 503 store_unavailable)
+    // rather than waiting in a queue; one sent just before it went fails after a few reconnect
+    // attempts or the command timeout, and is not sent again (its caller was already answered).
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: 3000,
     maxRetriesPerRequest: 3,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    // Reconnects at most every second, so a Redis that comes back is used again within ~1 s.
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
   });
   let opened = false;
   /** ioredis rejects `connect()` with a bare "Connection is closed"; the cause came as an event. */
   let cause: Error | undefined;
+  let away = false;
   redis.on('error', (err: Error) => {
-    if (opened) opts.logger.warn({ err: err.message }, 'redis store connection error');
-    else cause = err;
+    if (!opened) cause = err;
+    else if (!away) {
+      // Once per outage: a down Redis would otherwise log every reconnect attempt.
+      away = true;
+      opts.logger.warn({ err: err.message }, 'redis store unreachable; orders get 503 until it is back');
+    }
+  });
+  /** `?fsync=always`: whether the Redis now connected is known to fsync every write. */
+  let durable = fsyncSplit.fsync === undefined;
+  const checkDurability = async (): Promise<string | undefined> => {
+    const p = await persistenceOf(redis);
+    if (!p) return 'CONFIG GET is not allowed on this Redis, so its fsync policy is unknown';
+    if (p.appendonly !== 'yes' || p.appendfsync !== 'always') {
+      return `Redis runs appendonly ${p.appendonly}, appendfsync ${p.appendfsync}; ?fsync=always needs appendonly yes and appendfsync always`;
+    }
+    return undefined;
+  };
+  redis.on('ready', () => {
+    if (!opened) return;
+    if (away) opts.logger.info('redis store reachable again');
+    away = false;
+    if (fsyncSplit.fsync === undefined) return;
+    durable = false;
+    void checkDurability().then((problem) => {
+      durable = problem === undefined;
+      if (problem) opts.logger.error({ problem }, 'redis store not durable; refusing writes');
+    });
   });
   try {
     await redis.connect();
@@ -138,12 +213,48 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
     redis.disconnect();
     throw new Error(`Redis unreachable at ${shownUrl}: ${(cause ?? (err as Error)).message}`);
   }
+  if (fsyncSplit.fsync !== undefined) {
+    const problem = await checkDurability();
+    if (problem) {
+      redis.disconnect();
+      throw new Error(`Redis at ${shownUrl}: ${problem}`);
+    }
+    durable = true;
+  } else {
+    const p = await persistenceOf(redis);
+    if (p && (p.appendonly !== 'yes' || p.appendfsync === 'no')) {
+      opts.logger.warn(
+        { appendonly: p.appendonly, appendfsync: p.appendfsync },
+        'Redis is not persisting every second: accepted orders may be lost if Redis restarts (docs/ARCHITECTURE.md, faults)',
+      );
+    }
+  }
   opened = true;
   for (const name of SCRIPTS) redis.defineCommand(`rg_${name}`, { numberOfKeys: 0, lua: scripts[name] });
+  for (const name of KEYED_SCRIPTS) redis.defineCommand(`rg_${name}`, { lua: scripts[name] });
 
   type Arg = string | number;
-  const run = (name: ScriptName, ...args: Arg[]): Promise<unknown> =>
-    (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(prefix, ...args);
+  /** Scripts that only read (the rest write, and wait for a durable Redis under ?fsync=always). */
+  const READ_ONLY: ReadonlySet<ScriptName> = new Set(['outstanding']);
+  const run = (name: ScriptName, ...args: Arg[]): Promise<unknown> => {
+    if (!durable && !READ_ONLY.has(name)) {
+      return Promise.reject(
+        new RushgateError('store_unavailable', 'Redis is not known to fsync every write'),
+      );
+    }
+    return (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(
+      prefix,
+      ...args,
+    );
+  };
+
+  const runKeyed = (name: KeyedScriptName, keys: string[], ...args: Arg[]): Promise<unknown> =>
+    (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(
+      keys.length,
+      ...keys,
+      prefix,
+      ...args,
+    );
 
   opts.logger.info({ url: shownUrl, prefix }, 'store: redis');
 
@@ -258,6 +369,37 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
 
     async isPurchaseRevoked(p) {
       return (await redis.exists(`${prefix}revokedpurchase:${purchaseHash(p)}`)) === 1;
+    },
+
+    async purgeInactive(now, retentionMs, limit) {
+      // Read, then purge in a script that is handed every key it touches: the candidates and
+      // their orders come first (plain reads), the script re-checks each order against what was
+      // read and purges it only when it is still due and unchanged.
+      const ids = await redis.zrangebyscore(
+        `${prefix}activity`,
+        '-inf',
+        now - retentionMs,
+        'LIMIT',
+        0,
+        limit,
+      );
+      if (ids.length === 0) return { purged: 0, more: false };
+      const raws = await redis.mget(...ids.map((id) => `${prefix}order:${id}`));
+      const keys = [`${prefix}activity`];
+      const args: Arg[] = [now, retentionMs];
+      ids.forEach((id, i) => {
+        const raw = raws[i];
+        const own = [`${prefix}order:${id}`];
+        if (raw !== null && raw !== undefined) {
+          const order = parseOrder(raw);
+          for (const t of order.tickets) own.push(`${prefix}ticket:${t.id}`);
+          if (order.idempotencyKey !== undefined) own.push(`${prefix}idem:${order.idempotencyKey}`);
+        }
+        keys.push(...own);
+        args.push(id, own.length);
+      });
+      const purged = (await runKeyed('purge_orders', keys, ...args)) as number;
+      return { purged, more: ids.length === limit };
     },
 
     async close() {

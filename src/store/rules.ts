@@ -169,3 +169,38 @@ export function pastDeadline(
   if (t.status === 'downloading') return t.expiresAt <= now;
   return false;
 }
+
+/**
+ * When an order was last active: its creation, and for each ticket its issue, start, end and —
+ * because a content server still accepts a ticket until then — its expiry. Retention counts from
+ * here (`reception.retention`). Every input is a stored field, so no backend writes anything on
+ * each change just to keep an activity time up to date.
+ */
+export function lastActivityOf(order: Pick<OrderRecord, 'createdAt' | 'tickets'>): number {
+  let at = order.createdAt;
+  for (const t of order.tickets) {
+    at = Math.max(at, t.issuedAt, t.expiresAt, t.startedAt ?? at, t.finishedAt ?? at);
+  }
+  return at;
+}
+
+export type PurgeVerdict =
+  | { purge: true }
+  /** Not yet: look again once `activeAt` + retention has passed (a lower bound, never later). */
+  | { purge: false; activeAt: number };
+
+/**
+ * Whether an order may be purged now. Never while a ticket of it is outstanding (its slot and its
+ * events still need the order); such an order is looked at again a retention after `now`. The
+ * backends keep a lower bound of each order's activity in an index and call this for the orders
+ * the index says might be due, so the index never needs to be exact, only never too late.
+ */
+export function purgeVerdict(
+  order: Pick<OrderRecord, 'createdAt' | 'tickets'>,
+  now: number,
+  retentionMs: number,
+): PurgeVerdict {
+  if (order.tickets.some((t) => isOutstanding(t.status))) return { purge: false, activeAt: now };
+  const activeAt = lastActivityOf(order);
+  return activeAt + retentionMs <= now ? { purge: true } : { purge: false, activeAt };
+}

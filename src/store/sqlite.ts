@@ -37,6 +37,7 @@ import {
   newTicket,
   orderStatusOf,
   pastDeadline,
+  purgeVerdict,
   reserveVerdict,
 } from './rules.js';
 import type {
@@ -59,7 +60,7 @@ const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const RECENT_ORDERS_MAX = 4096;
 
 /** Bumped with every schema change; a migration runs from each older version to the next. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA_V1 = `
 CREATE TABLE orders (
@@ -127,6 +128,17 @@ CREATE TABLE IF NOT EXISTS revoked_purchases (
   at INTEGER NOT NULL,
   PRIMARY KEY (iss, sub)
 ) WITHOUT ROWID;
+`;
+
+/**
+ * Retention (v2): `active_at`, a lower bound of the order's last activity, indexed, so the sweep
+ * reads only the orders that may be due. It is written at creation and moved forward only by the
+ * sweep (rules.ts `purgeVerdict`), never on a reservation or an event: those stay one write.
+ */
+const SCHEMA_V2 = `
+ALTER TABLE orders ADD COLUMN active_at INTEGER NOT NULL DEFAULT 0;
+UPDATE orders SET active_at = created_at;
+CREATE INDEX orders_activity ON orders (active_at);
 `;
 
 interface OrderRow {
@@ -244,6 +256,7 @@ function openDatabase(file: string): Database.Database {
     db.transaction(() => {
       if (version < 1) db.exec(SCHEMA_V1);
       db.exec(SCHEMA_GRANTS);
+      if (version < 2) db.exec(SCHEMA_V2);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   } catch (err) {
@@ -269,8 +282,8 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
       "SELECT * FROM tickets WHERE status IN ('issued', 'downloading') ORDER BY seq",
     ),
     insertOrder: db.prepare(
-      `INSERT INTO orders (id, item, status, created_at, client_address, email, idempotency_key)
-       VALUES (@id, @item, 'waiting', @createdAt, @clientAddress, @email, @idempotencyKey)`,
+      `INSERT INTO orders (id, item, status, created_at, client_address, email, idempotency_key, active_at)
+       VALUES (@id, @item, 'waiting', @createdAt, @clientAddress, @email, @idempotencyKey, @createdAt)`,
     ),
     insertPurchaseOrder: db.prepare<[string, string, string]>(
       'INSERT INTO purchase_orders (order_id, iss, sub) VALUES (?, ?, ?)',
@@ -311,6 +324,14 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     eventStats: db.prepare<[], { n: number; latest: number | null }>(
       'SELECT count(*) AS n, max(at) AS latest FROM events',
     ),
+    purgeCandidates: db.prepare<[number, number], { id: string }>(
+      'SELECT id FROM orders WHERE active_at <= ? ORDER BY active_at LIMIT ?',
+    ),
+    setActive: db.prepare<[number, string]>('UPDATE orders SET active_at = ? WHERE id = ?'),
+    deleteOrder: db.prepare<[string]>('DELETE FROM orders WHERE id = ?'),
+    deletePurchaseOrder: db.prepare<[string]>('DELETE FROM purchase_orders WHERE order_id = ?'),
+    deleteTicketsOf: db.prepare<[string]>('DELETE FROM tickets WHERE order_id = ?'),
+    deleteIdempotency: db.prepare<[string, string]>('DELETE FROM idempotency WHERE key = ? AND order_id = ?'),
     lineAll: db.prepare<[], LineRow>('SELECT * FROM line ORDER BY seq'),
     lineInsert: db.prepare<[string, number, number, number], LineRow>(
       `INSERT INTO line (token, joined_at, last_seen_at, first_estimate) VALUES (?, ?, ?, ?) RETURNING *`,
@@ -488,6 +509,27 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     saveStatus(order);
   });
 
+  /** One batch of retention, in one transaction: small (`limit`), so it blocks the loop briefly. */
+  const purgeTx = db.transaction((now: number, retentionMs: number, limit: number) => {
+    const ids = q.purgeCandidates.all(now - retentionMs, limit);
+    let purged = 0;
+    for (const { id } of ids) {
+      const order = readOrderForChange(id);
+      if (!order) continue;
+      const verdict = purgeVerdict(order, now, retentionMs);
+      if (!verdict.purge) {
+        q.setActive.run(verdict.activeAt, id);
+        continue;
+      }
+      q.deleteTicketsOf.run(id);
+      q.deleteOrder.run(id);
+      if (order.purchase) q.deletePurchaseOrder.run(id);
+      if (order.idempotencyKey !== undefined) q.deleteIdempotency.run(order.idempotencyKey, id);
+      purged++;
+    }
+    return { purged, more: ids.length === limit };
+  });
+
   return {
     async createOrder(input, idempotencyTtlMs) {
       const result = createTx.immediate(input, idempotencyTtlMs);
@@ -639,6 +681,10 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
 
     async isPurchaseRevoked(p) {
       return q.purchaseRevoked.get(p.iss, p.sub) !== undefined;
+    },
+
+    async purgeInactive(now, retentionMs, limit) {
+      return purgeTx.immediate(now, retentionMs, limit);
     },
 
     async close() {

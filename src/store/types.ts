@@ -184,5 +184,21 @@ export interface Store {
   revokePurchase(p: Purchase, at: number): Promise<void>;
   isPurchaseRevoked(p: Purchase): Promise<boolean>;
 
+  // ── Retention ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Purges up to `limit` orders last active `retentionMs` or more before `now` (rules.ts
+   * `purgeVerdict`): the order, its tickets, its idempotency key and so its e-mail address. An
+   * order with an outstanding ticket is never purged. One small atomic step; the caller repeats
+   * while `more` says a full batch was examined, yielding in between.
+   */
+  purgeInactive(now: number, retentionMs: number, limit: number): Promise<PurgeResult>;
+
   close(): Promise<void>;
+}
+
+export interface PurgeResult {
+  purged: number;
+  /** True when `limit` orders were examined: more may be due. */
+  more: boolean;
 }

@@ -44,7 +44,7 @@ test('sqlite: creates its folder, records the schema version, and refuses a seco
     await store.close();
     const db = new Database(file, { readonly: true });
     try {
-      assert.equal(db.pragma('user_version', { simple: true }), 1);
+      assert.equal(db.pragma('user_version', { simple: true }), 2);
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal((db.prepare('SELECT count(*) AS n FROM orders').get() as { n: number }).n, 1);
     } finally {

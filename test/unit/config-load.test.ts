@@ -69,6 +69,7 @@ describe('defaults', () => {
         },
         queue: { enabled: true, holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
         limits: { ticketsPerClient: 8, placesPerClient: 8 },
+        retention: 7 * 24 * 60 * 60 * 1000,
         mail: undefined,
       },
     );

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
+import { RushgateError } from '../../src/errors.js';
 import type { LoadReport, Notice, Revocation } from '../../src/protocol/internal.js';
 import { buildReception, type Reception } from '../../src/reception/app.js';
 import type { InternalClient } from '../../src/reception/internal-client.js';
@@ -99,6 +100,7 @@ function fakeNetwork(ids: string[]) {
 }
 
 interface Harness {
+  faulty: { down: boolean };
   reception: Reception;
   net: ReturnType<typeof fakeNetwork>;
   clock: { t: number; now(): number };
@@ -163,9 +165,21 @@ async function harness(
     },
     close() {},
   };
+  const inner = createMemoryStore();
+  const faulty = { down: false };
+  // A store whose every call fails as an unreachable backend's does while `faulty.down`.
+  const store = Object.fromEntries(
+    Object.entries(inner).map(([k, fn]) => [
+      k,
+      async (...a: unknown[]) => {
+        if (faulty.down && k !== 'close') throw new RushgateError('store_unavailable');
+        return (fn as (...x: unknown[]) => unknown)(...a);
+      },
+    ]),
+  ) as unknown as typeof inner;
   const reception = buildReception({
     config,
-    store: createMemoryStore(),
+    store,
     logger: silentLogger,
     mailer,
     clock,
@@ -174,6 +188,7 @@ async function harness(
   });
   let n = 0;
   const h: Harness = {
+    faulty,
     reception,
     net,
     clock,
@@ -665,5 +680,45 @@ describe('reception app (inject, fake content servers)', () => {
     const second = await h.order({ item: '/x.bin' });
     assert.equal(second.json.estimatedWaitSeconds, 35);
     assert.equal(second.json.retryAfterSeconds, 30, 'capped at maxRetryAfterSeconds');
+  });
+  it('purges an order past reception.retention, never while its ticket is outstanding', async () => {
+    const h = await harness({ reception: { retention: '60s' } });
+    await h.reception.monitor.pollAll();
+    const done = await h.order({ item: '/x.bin', email: 'buyer@example.com' }, { 'idempotency-key': 'k-1' });
+    const open = await h.order({ item: '/x.bin' });
+    assert.equal(done.status, 201);
+    assert.equal(open.status, 201);
+    await h.event(done.json.ticket.server, 'started', done.json.ticket.id, done.json.orderId);
+    await h.event(done.json.ticket.server, 'fulfilled', done.json.ticket.id, done.json.orderId);
+    await h.event(open.json.ticket.server, 'started', open.json.ticket.id, open.json.orderId);
+    const get = (id: string) => h.reception.publicApp.inject(`/api/orders/${id}`);
+    // The ticket's validity (10 minutes) counts as activity: a minute later both are kept.
+    h.clock.t += 61_000;
+    await h.reception.housekeeping();
+    assert.equal((await get(done.json.orderId)).statusCode, 200);
+    // Past its expiry plus the retention the fulfilled order goes; the downloading one stays.
+    h.clock.t += 600_000;
+    await h.reception.housekeeping();
+    assert.equal((await get(done.json.orderId)).statusCode, 404);
+    assert.equal((await get(open.json.orderId)).statusCode, 200);
+    // Its Idempotency-Key went with it: the same key now makes a new order.
+    const again = await h.order({ item: '/x.bin' }, { 'idempotency-key': 'k-1' });
+    assert.equal(again.status, 201);
+    assert.notEqual(again.json.orderId, done.json.orderId);
+  });
+  it('answers 503 store_unavailable with Retry-After while the store is away, and recovers by itself', async () => {
+    const h = await harness();
+    await h.reception.monitor.pollAll();
+    h.faulty.down = true;
+    const r = await h.order({ item: '/x.bin' });
+    assert.equal(r.status, 503);
+    assert.equal(r.json.error.code, 'store_unavailable');
+    assert.equal(r.headers['retry-after'], '2');
+    assert.equal((await h.reception.internalApp.inject('/healthz')).statusCode, 503);
+    assert.equal((await h.reception.publicApp.inject('/healthz')).statusCode, 503);
+    h.faulty.down = false;
+    await h.reception.housekeeping();
+    assert.equal((await h.reception.internalApp.inject('/healthz')).statusCode, 200);
+    assert.equal((await h.order({ item: '/x.bin' })).status, 201);
   });
 });

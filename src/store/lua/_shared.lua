@@ -7,7 +7,8 @@
 -- Keys: order:<id> (JSON, tickets inside, oldest first), ticket:<id> (its order id),
 -- out:<server> (set of outstanding ticket ids), servers (set of server ids), claim (sorted set of
 -- `issued` ticket ids by claimBy), idem:<key>, event:<id>, linedata (hash token -> JSON entry,
--- read whole with one HVALS and sorted by seq in the client), lineseq (counter).
+-- read whole with one HVALS and sorted by seq in the client), lineseq (counter), activity (sorted
+-- set of order ids by a lower bound of their last activity, for retention: purge_orders.lua).
 
 local P = ARGV[1]
 

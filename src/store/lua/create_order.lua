@@ -24,6 +24,8 @@ if redis.call('EXISTS', P .. 'order:' .. order.id) == 1 then
   return redis.error_reply('order id ' .. order.id .. ' already exists')
 end
 redis.call('SET', P .. 'order:' .. order.id, order_json)
+-- Retention's index (purge_orders.lua): a lower bound of the order's last activity.
+redis.call('ZADD', P .. 'activity', json_number(created_at), order.id)
 if key ~= '' then
   redis.call('SET', P .. 'idem:' .. key, encode_flat({ orderId = order.id, expiresAt = created_at + ttl }),
     'PX', json_number(math.max(ttl, 1)))
