@@ -20,7 +20,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -293,6 +301,8 @@ async function rehearse(
   mkdirSync(buyerDir, { recursive: true });
   let reruns = 0;
   let done = 0;
+  let verified = 0;
+  let wrongDigest = 0;
   const buyers = Array.from({ length: o.buyers }, async (_, i) => {
     await sleep((arrivalMs * i) / o.buyers);
     const item = items[i % items.length]!;
@@ -319,6 +329,14 @@ async function rehearse(
       if (code === 0) break;
       await sleep(1000);
     }
+    // Each file is checked by this process, not only by the client's own digest check, as soon as
+    // its buyer is done, and then removed: a rush of large items need not fit on the disk at once.
+    if (existsSync(output)) {
+      const sha = await sha256Of(output);
+      if (sha === item.sha256) verified++;
+      else wrongDigest++;
+      rmSync(output, { force: true });
+    }
     done++;
     if (done % 50 === 0)
       log(`${done}/${o.buyers} buyers done after ${Math.round((Date.now() - started) / 1000)} s`);
@@ -332,17 +350,13 @@ async function rehearse(
   await scraper;
   await dispatcher.close();
 
-  const buyerFigures: BuyerFigures = { total: o.buyers, verified: 0, wrongDigest: 0, missing: 0, reruns };
-  for (let i = 0; i < o.buyers; i++) {
-    const file = path.join(buyerDir, `buyer-${i}.bin`);
-    if (!existsSync(file)) {
-      buyerFigures.missing++;
-      continue;
-    }
-    const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
-    if (sha === items[i % items.length]!.sha256) buyerFigures.verified++;
-    else buyerFigures.wrongDigest++;
-  }
+  const buyerFigures: BuyerFigures = {
+    total: o.buyers,
+    verified,
+    wrongDigest,
+    missing: o.buyers - verified - wrongDigest,
+    reruns,
+  };
   const figures: ChaosFigures = {
     seconds: Math.round((Date.now() - started) / 1000),
     buyers: buyerFigures,
@@ -352,6 +366,12 @@ async function rehearse(
     badAnswers: badAnswerCount(answers),
   };
   return { figures, verdict: verdictOf(figures) };
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 function jitter(ms: number): number {
@@ -467,9 +487,9 @@ async function main(): Promise<void> {
     buyers,
     seconds: positive(values.seconds, '--seconds', 90),
     killEverySeconds: positive(values['kill-every'], '--kill-every', 20),
-    itemBytes: Math.round(positive(values['item-kib'], '--item-kib', 768) * 1024),
-    capacity: Math.round(positive(values.capacity, '--capacity', 5)),
-    limitRate: Math.round(positive(values['rate-kib'], '--rate-kib', 512) * 1024),
+    itemBytes: Math.round(positive(values['item-kib'], '--item-kib', 1024) * 1024),
+    capacity: Math.round(positive(values.capacity, '--capacity', 2)),
+    limitRate: Math.round(positive(values['rate-kib'], '--rate-kib', 1024) * 1024),
     log: (l) => process.stderr.write(`[chaos] ${l}\n`),
   });
   if (values.json) process.stdout.write(`${JSON.stringify({ ...figures, verdict })}\n`);

@@ -18,9 +18,9 @@ test('200 buyers through content-server and reception kills: all verified, capac
     buyers: 200,
     seconds: 60,
     killEverySeconds: 15,
-    itemBytes: 512 * 1024,
-    capacity: 5,
-    limitRate: 256 * 1024,
+    itemBytes: 1024 * 1024,
+    capacity: 2,
+    limitRate: 1024 * 1024,
   });
   const table = formatChaosTable(figures, verdict);
   process.stderr.write(`${table}\n`);
