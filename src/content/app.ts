@@ -121,6 +121,7 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
   const metrics = buildContentMetrics(serverId, {
     transfers: () => ledger.transfers,
     serving: () => ledger.serving,
+    servingMax: () => ledger.servingMax,
     capacity: () => server.capacity,
     draining: () => draining,
     catalogItems: () => catalog.size(),

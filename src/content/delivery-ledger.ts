@@ -83,6 +83,8 @@ export class DeliveryLedger {
   /** Entries with `active > 0`, kept incrementally: `serving` runs on every request. */
   #activeTickets = 0;
   #transfers = 0;
+  /** The most clients served at once since start: a scrape between two peaks would miss them. */
+  #servingMax = 0;
 
   constructor(options: LedgerOptions = {}) {
     this.#maxIntervals = options.maxIntervals ?? DEFAULT_MAX_INTERVALS;
@@ -115,6 +117,7 @@ export class DeliveryLedger {
     if (entry.active === 0) this.#activeTickets++;
     entry.active++;
     this.#transfers++;
+    this.#servingMax = Math.max(this.#servingMax, this.serving);
     return { started };
   }
 
@@ -175,6 +178,7 @@ export class DeliveryLedger {
   /** Transfers in progress that no ticket covers (policy `open`). */
   beginUntracked(): void {
     this.#untracked++;
+    this.#servingMax = Math.max(this.#servingMax, this.serving);
   }
 
   endUntracked(): void {
@@ -188,6 +192,11 @@ export class DeliveryLedger {
   /** Clients being served: distinct tickets with a transfer in progress plus untracked transfers. */
   get serving(): number {
     return this.#activeTickets + this.#untracked;
+  }
+
+  /** The highest `serving` since this ledger was made (this process started). */
+  get servingMax(): number {
+    return this.#servingMax;
   }
 
   /** Transfers in progress, ticketed or not. */

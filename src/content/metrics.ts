@@ -9,6 +9,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 export interface MetricSources {
   transfers(): number;
   serving(): number;
+  /** The most clients served at once since this process started. */
+  servingMax(): number;
   capacity(): number;
   draining(): boolean;
   catalogItems(): number;
@@ -78,6 +80,11 @@ export function buildContentMetrics(serverId: string, sources: MetricSources): C
     'rushgate_content_serving',
     'Clients being served: tickets with a transfer in progress plus untracked transfers.',
     sources.serving,
+  );
+  gauge(
+    'rushgate_content_serving_max',
+    'Most clients served at once since this process started (a high-water mark scrapes cannot miss).',
+    sources.servingMax,
   );
   gauge('rushgate_content_capacity', 'Clients this server serves at once.', sources.capacity);
   gauge('rushgate_content_draining', '1 while shutting down.', () => (sources.draining() ? 1 : 0));
