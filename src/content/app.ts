@@ -13,7 +13,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import { keyRingOf } from '../config/keys.js';
 import { type Config, type ContentServerConfig, parseListen } from '../config/schema.js';
-import { trustedProxies } from '../reception/client-address.js';
+import { trustedProxies } from '../util/client-address.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { readTls, type TlsWatcher, watchTls } from '../util/tls.js';

@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { ERRORS, type ErrorCode, errorBody } from '../errors.js';
 import type { TransferEvent } from '../protocol/internal.js';
-import { clientAddressOf, type TrustedProxies } from '../reception/client-address.js';
+import { clientAddressOf, type TrustedProxies } from '../util/client-address.js';
 import type { TicketClaims, TicketPolicy } from '../tickets/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';

@@ -24,7 +24,7 @@ import type { OrderRecord, TicketRecord } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { readTls } from '../util/tls.js';
-import { clientAddressOf, type TrustedProxies } from './client-address.js';
+import { clientAddressOf, type TrustedProxies } from '../util/client-address.js';
 import { clientKeyOf } from './client-key.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { OrderDesk, OrderOutcome } from './order-desk.js';

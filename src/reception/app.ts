@@ -16,7 +16,7 @@ import type { Logger } from '../util/log.js';
 import { type TlsWatcher, watchTls } from '../util/tls.js';
 import { buildAcceptor } from './acceptor.js';
 import { loadOf } from './allocator.js';
-import { trustedProxies } from './client-address.js';
+import { trustedProxies } from '../util/client-address.js';
 import { buildEventIntake } from './event-intake.js';
 import { buildInternalApi } from './internal-api.js';
 import { createInternalClient, type InternalClient } from './internal-client.js';

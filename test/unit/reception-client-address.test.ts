@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clientAddressOf, isTrusted, trustedProxies } from '../../src/reception/client-address.js';
+import { clientAddressOf, isTrusted, trustedProxies } from '../../src/util/client-address.js';
 
 describe('client address', () => {
   const none = trustedProxies([]);
