@@ -21,10 +21,10 @@ import { grantCookie, grantCookieOf, grantOfBrowser, grantOfPost } from '../gran
 import { MAX_GRANT_LENGTH } from '../grants/verify.js';
 import { checkItemPath, encodeItemPath, itemPathFromUrlPath } from '../items/item-path.js';
 import type { OrderRecord, TicketRecord } from '../store/index.js';
+import { clientAddressOf, type TrustedProxies } from '../util/client-address.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { readTls } from '../util/tls.js';
-import { clientAddressOf, type TrustedProxies } from '../util/client-address.js';
 import { clientKeyOf } from './client-key.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { OrderDesk, OrderOutcome } from './order-desk.js';
