@@ -51,6 +51,10 @@ export const ERRORS = {
   revoked: { status: 410, message: 'The ticket has been revoked or its order is complete.' },
   at_capacity: { status: 503, message: 'This content server is at capacity.' },
   draining: { status: 503, message: 'This content server is shutting down.' },
+  too_many_connections: {
+    status: 429,
+    message: 'This ticket already has its maximum number of transfers in flight.',
+  },
   range_not_satisfiable: { status: 416, message: 'The requested range is not satisfiable.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

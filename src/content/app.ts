@@ -142,6 +142,7 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
     serverId,
     policy: tickets.policy,
     capacity: server.capacity,
+    connectionsPerTicket: server.connectionsPerTicket,
     receiver,
     catalog,
     ledger,
@@ -172,6 +173,9 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
   // Without a 'timeout' listener Node destroys the socket: a client that stopped reading frees its
   // slot instead of holding it forever.
   publicServer.setTimeout(options.idleTimeoutMs ?? 60_000);
+  // Past this many sockets Node drops a new connection at once: each transfer holds two 512 KiB
+  // buffers, so connections are what bounds the memory a flood can take (issue 10).
+  publicServer.maxConnections = server.maxConnections ?? server.capacity * server.connectionsPerTicket + 64;
 
   // New at every start: the reception sees a restart in it and ends what the old instance held
   // (its transfers, notices and revocations died with it).
