@@ -16,6 +16,10 @@ export const ERRORS = {
   idempotency_conflict: { status: 409, message: 'This Idempotency-Key was used for another item.' },
   ticket_limit_reached: { status: 409, message: 'This order has had its maximum number of tickets.' },
   order_closed: { status: 409, message: 'This order was revoked; it takes no fresh ticket.' },
+  ticket_live: {
+    status: 409,
+    message: "This order's latest ticket is still live; use it, or ask again after Retry-After.",
+  },
   body_too_large: { status: 413, message: 'The request body is over 16 KiB.' },
   unsupported_media_type: {
     status: 415,
