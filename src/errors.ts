@@ -16,6 +16,10 @@ export const ERRORS = {
   idempotency_conflict: { status: 409, message: 'This Idempotency-Key was used for another item.' },
   ticket_limit_reached: { status: 409, message: 'This order has had its maximum number of tickets.' },
   order_closed: { status: 409, message: 'This order was revoked; it takes no fresh ticket.' },
+  ticket_live: {
+    status: 409,
+    message: "This order's latest ticket is still live; use it, or ask again after Retry-After.",
+  },
   body_too_large: { status: 413, message: 'The request body is over 16 KiB.' },
   unsupported_media_type: {
     status: 415,
@@ -55,6 +59,10 @@ export const ERRORS = {
   revoked: { status: 410, message: 'The ticket has been revoked or its order is complete.' },
   at_capacity: { status: 503, message: 'This content server is at capacity.' },
   draining: { status: 503, message: 'This content server is shutting down.' },
+  too_many_connections: {
+    status: 429,
+    message: 'This ticket already has its maximum number of transfers in flight.',
+  },
   range_not_satisfiable: { status: 416, message: 'The requested range is not satisfiable.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -241,6 +241,10 @@ const contentServer = z.strictObject({
   capacity: z.number().int().min(1).default(50),
   memoryLimitMb: z.number().positive().nullable().default(null),
   distance: z.number().min(0).nullable().default(null),
+  connectionsPerTicket: z.number().int().min(1).default(8),
+  // Extension (issue 10): most TCP connections the public listener holds at once; null =
+  // capacity × connectionsPerTicket + 64 (every client at its cap, and room for refusals).
+  maxConnections: z.number().int().min(1).nullable().default(null),
   tls: tlsFiles,
   trustProxy: z.array(cidrOrAddress).default([]),
 });

@@ -15,6 +15,7 @@ import { keyRingOf } from '../config/keys.js';
 import { type Config, type ContentServerConfig, parseListen } from '../config/schema.js';
 import { trustedProxies } from '../util/client-address.js';
 import { type Clock, systemClock } from '../util/clock.js';
+import { listenerTimeouts, nodeServerOptions } from '../util/listener-timeouts.js';
 import type { Logger } from '../util/log.js';
 import { readTls, type TlsWatcher, watchTls } from '../util/tls.js';
 import { buildCatalog, type Catalog } from './catalog.js';
@@ -143,6 +144,7 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
     serverId,
     policy: tickets.policy,
     capacity: server.capacity,
+    connectionsPerTicket: server.connectionsPerTicket,
     receiver,
     catalog,
     ledger,
@@ -162,7 +164,9 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
     },
   });
 
-  const serverOptions = { keepAliveTimeout: 5000, headersTimeout: 20_000 };
+  // Headers, request and keep-alive timeouts (slowloris; src/util/listener-timeouts.ts).
+  const timeouts = listenerTimeouts();
+  const serverOptions = nodeServerOptions(timeouts);
   // `tls` set: HTTPS on the public listener. The files are read here, so a bad one fails the build
   // (TlsFileError, exit 2 naming the key) before anything listens.
   const tlsKey = `contentServers[${index}].tls`;
@@ -172,7 +176,10 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
   let tlsWatcher: TlsWatcher | null = null;
   // Without a 'timeout' listener Node destroys the socket: a client that stopped reading frees its
   // slot instead of holding it forever.
-  publicServer.setTimeout(options.idleTimeoutMs ?? 60_000);
+  publicServer.setTimeout(options.idleTimeoutMs ?? timeouts.idleMs);
+  // Past this many sockets Node drops a new connection at once: each transfer holds two 512 KiB
+  // buffers, so connections are what bounds the memory a flood can take (issue 10).
+  publicServer.maxConnections = server.maxConnections ?? server.capacity * server.connectionsPerTicket + 64;
 
   // New at every start: the reception sees a restart in it and ends what the old instance held
   // (its transfers, notices and revocations died with it).

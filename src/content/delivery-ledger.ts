@@ -168,6 +168,11 @@ export class DeliveryLedger {
     return (this.#entries.get(jti)?.active ?? 0) > 0;
   }
 
+  /** Transfers of `jti` in progress now (the per-ticket connection cap counts these). */
+  activeTransfers(jti: string): number {
+    return this.#entries.get(jti)?.active ?? 0;
+  }
+
   /** Ticket ids with at least one transfer in progress. */
   activeTickets(): string[] {
     const out: string[] = [];

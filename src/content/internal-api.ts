@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { type ErrorCode, errorBody } from '../errors.js';
 import { type LoadReport, noticeBatchSchema, PATHS, revocationBatchSchema } from '../protocol/internal.js';
 import type { Clock } from '../util/clock.js';
+import { fastifyTimeoutOptions, listenerTimeouts } from '../util/listener-timeouts.js';
 import type { Logger } from '../util/log.js';
 import type { ContentMetrics } from './metrics.js';
 import type { TicketRegistry } from './ticket-registry.js';
@@ -56,6 +57,7 @@ function fail(code: ErrorCode, message?: string) {
 export function buildInternalApi(deps: InternalApiDeps) {
   const authorized = bearerChecker(deps.token);
   const app = Fastify({
+    ...fastifyTimeoutOptions(listenerTimeouts()),
     loggerInstance: deps.logger,
     // A poll every 500 ms per reception would drown the log; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),

@@ -53,6 +53,8 @@ export interface PublicApiDeps {
   serverId: string;
   policy: TicketPolicy;
   capacity: number;
+  /** `connectionsPerTicket` (CONTRACT §4). */
+  connectionsPerTicket: number;
   receiver: TicketReceiver;
   catalog: Catalog;
   ledger: DeliveryLedger;
@@ -311,13 +313,17 @@ export function buildPublicHandler(deps: PublicApiDeps): RequestHandler {
     }
     const claims = reception.kind === 'admitted' ? reception.claims : null;
     const item = reception.kind === 'admitted' ? catalog.lookup(reception.itemPath) : undefined;
+    const ticketTransfers = claims === null ? 0 : ledger.activeTransfers(claims.jti);
     const decision = judgeRequest({
       ticket: reception.kind === 'refused' ? { ok: false, code: reception.code } : { ok: true },
       itemFound: item !== undefined,
       draining: deps.isDraining(),
       serving: ledger.serving,
       capacity: deps.capacity,
-      alreadyServing: claims !== null && ledger.isActive(claims.jti),
+      alreadyServing: ticketTransfers > 0,
+      // HEAD never becomes a transfer, so it is never refused for the ticket's connections.
+      ticketTransfers: req.method === 'HEAD' ? 0 : ticketTransfers,
+      connectionsPerTicket: deps.connectionsPerTicket,
       retryAfterSeconds: deps.retryAfterSeconds,
     });
     if (!decision.serve) {

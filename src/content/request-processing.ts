@@ -4,7 +4,7 @@
  * It takes what the ticket receiver found and the server's state and decides: serve, or refuse
  * with which code, status and `Retry-After`. The order is fixed and is part of the contract: the
  * ticket verdict first (CONTRACT §4's order, `revoked` last), then whether this server holds the
- * item, then draining, then the capacity guard. Pure: every fact comes in as an argument, and
+ * item, then draining, then the per-ticket connection cap, then the capacity guard. Pure: every fact comes in as an argument, and
  * every decision says why.
  */
 import type { ErrorCode } from '../errors.js';
@@ -24,6 +24,15 @@ export interface JudgeInput {
    * being served, so a further (parallel range) request of it is not refused at capacity.
    */
   alreadyServing: boolean;
+  /** Transfers of the request's ticket in flight now (0 without a ticket). */
+  ticketTransfers: number;
+  /**
+   * `connectionsPerTicket` (CONTRACT §4): at this many transfers in flight a ticket's further
+   * request is `429 too_many_connections`. This is what bounds the capacity exception above: one
+   * ticket (a download manager's segments, or a URL posted in public) is one client, but never
+   * more than this many connections.
+   */
+  connectionsPerTicket: number;
   /** What to put in Retry-After when refusing for load; asked only then (it may cost a sort). */
   retryAfterSeconds: () => number;
 }
@@ -34,7 +43,7 @@ export type Decision =
       serve: false;
       code: ErrorCode;
       status: number;
-      /** Present on 503s. */
+      /** Present on 503s and 429s. */
       retryAfterSeconds?: number;
     };
 
@@ -50,6 +59,9 @@ export function judgeRequest(input: JudgeInput): Decision {
   if (!input.ticket.ok) return refuse(input.ticket.code);
   if (!input.itemFound) return refuse('not_found');
   if (input.draining) return refuse('draining', input.retryAfterSeconds());
+  if (input.ticketTransfers >= input.connectionsPerTicket) {
+    return refuse('too_many_connections', input.retryAfterSeconds());
+  }
   if (!input.alreadyServing && input.serving >= input.capacity) {
     return refuse('at_capacity', input.retryAfterSeconds());
   }

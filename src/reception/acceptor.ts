@@ -23,6 +23,7 @@ import { checkItemPath, encodeItemPath, itemPathFromUrlPath } from '../items/ite
 import type { OrderRecord, TicketRecord } from '../store/index.js';
 import { clientAddressOf, type TrustedProxies } from '../util/client-address.js';
 import type { Clock } from '../util/clock.js';
+import { fastifyTimeoutOptions, listenerTimeouts, nodeServerOptions } from '../util/listener-timeouts.js';
 import type { Logger } from '../util/log.js';
 import { readTls } from '../util/tls.js';
 import { clientKeyOf } from './client-key.js';
@@ -81,8 +82,11 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
   // `tls` set: HTTPS (the files are read now, so a bad one fails before anything listens; app.ts
   // watches them for renewals). Typed as the plain-HTTP instance: routes do not care.
   const https = rc.tls ? readTls(rc.tls, 'reception.tls') : null;
+  // Slowloris: headers, body and idle sockets are all timed (src/util/listener-timeouts.ts).
+  const timeouts = listenerTimeouts();
   const app = Fastify({
-    ...(https ? { https } : {}),
+    ...fastifyTimeoutOptions(timeouts),
+    ...(https ? { https: { ...https, ...nodeServerOptions(timeouts) } } : {}),
     loggerInstance: logger as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,

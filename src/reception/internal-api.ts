@@ -11,6 +11,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { eventBatchSchema, PATHS } from '../protocol/internal.js';
+import { fastifyTimeoutOptions, listenerTimeouts } from '../util/listener-timeouts.js';
 import type { Logger } from '../util/log.js';
 import { renderDashboard } from './dashboard.js';
 import type { EventIntake } from './event-intake.js';
@@ -51,6 +52,7 @@ export function buildInternalApi(deps: {
   const token = config.secrets.internalToken;
   const serverIds = new Set(config.contentServers.map((s) => s.id));
   const app = Fastify({
+    ...fastifyTimeoutOptions(listenerTimeouts()),
     loggerInstance: logger as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: INTERNAL_BODY_LIMIT,

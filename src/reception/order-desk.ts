@@ -371,10 +371,29 @@ export function buildOrderDesk(deps: {
         if (refused) return refused;
         const now = clock.now();
         const previous = order.tickets.at(-1)?.server;
+        // One live ticket per order (CONTRACT §3): while the latest is issued or downloading,
+        // unexpired, on a server that is up, a fresh one would be a second slot for one order.
+        const latest = order.tickets.at(-1);
+        if (
+          latest &&
+          (latest.status === 'issued' || latest.status === 'downloading') &&
+          latest.expiresAt > now &&
+          monitor.server(latest.server)?.health.status === 'up'
+        ) {
+          const untilLapse = Math.ceil((latest.expiresAt - now) / 1000);
+          return {
+            kind: 'error',
+            code: 'ticket_live',
+            retryAfterSeconds: Math.max(1, Math.min(rc.queue.maxRetryAfterSeconds, untilLapse)),
+          };
+        }
+        // Slots held for waiters stay theirs: the line decides as for a newcomer, and its holds
+        // are taken out of every server's free slots (a fresh ticket is no line bypass).
+        const decision = rc.queue.enabled ? await line.decide({ item: order.item }, now) : undefined;
         // An admitted order is re-routed, not queued again: it takes a free slot like the front
         // of the line would (its old ticket's slot is given up in the same step).
         const allocation = allocate({
-          servers: monitor.snapshots(order.item, new Map()),
+          servers: monitor.snapshots(order.item, decision?.heldAhead ?? new Map()),
           tieTolerance: rc.allocation.tieTolerance,
           ...(previous ? { avoid: new Set([previous]) } : {}),
         });

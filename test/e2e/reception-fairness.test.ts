@@ -57,6 +57,13 @@ describe('reception waiting line', { timeout: 180_000 }, () => {
     assert.equal(newcomer.status, 503, 'a newcomer without a token waits behind the line');
     assert.equal(newcomer.json.position, 3);
 
+    // A fresh ticket for the holder's fulfilled order is no line bypass: the freed slot is held
+    // for the first waiter, so the fresh ticket is busy too (it used to take the held slot).
+    const fresh = await fetch(`${c.pub}/api/orders/${holder.json.orderId}/tickets`, { method: 'POST' });
+    const freshJson = (await fresh.json()) as ApiJson;
+    assert.equal(fresh.status, 503, `a fresh ticket honours the hold: ${JSON.stringify(freshJson)}`);
+    assert.equal(freshJson.status, 'busy');
+
     const w2again = await fetch(`${c.pub}/f.bin`, {
       redirect: 'manual',
       headers: { cookie: `rushgate_queue=${w2.json.queueToken}`, accept: 'application/json' },

@@ -73,6 +73,21 @@ describe('reception end to end', { timeout: 180_000 }, () => {
     assert.ok(againJson.ticket.url);
   });
 
+  it('refuses a fresh ticket 409 ticket_live while the latest ticket is live on a server that is up', async () => {
+    const r = await postOrder(c.pub, { item: ITEM });
+    assert.equal(r.status, 201);
+    const again = await fetch(`${c.pub}/api/orders/${r.json.orderId}/tickets`, { method: 'POST' });
+    const body = (await again.json()) as ApiJson;
+    assert.equal(again.status, 409, JSON.stringify(body));
+    assert.equal(body.error.code, 'ticket_live');
+    assert.match(again.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+    const order = (await (await fetch(`${c.pub}/api/orders/${r.json.orderId}`)).json()) as ApiJson;
+    assert.equal(order.tickets.length, 1, 'no second ticket was issued');
+    // The live ticket still downloads (and frees its slot for the tests after this one).
+    const dl = await fetch(r.json.ticket.url);
+    assert.equal(sha(Buffer.from(await dl.arrayBuffer())), sha(BYTES));
+  });
+
   it('answers an unknown item 404 and each kind of bad input with its code', async () => {
     const unknown = await fetch(`${c.pub}/no/such/item.bin`);
     assert.equal(unknown.status, 404);

@@ -22,6 +22,8 @@ const base = {
   serving: 0,
   capacity: 2,
   alreadyServing: false,
+  ticketTransfers: 0,
+  connectionsPerTicket: 8,
   retryAfterSeconds: () => 3,
 };
 
@@ -64,7 +66,21 @@ describe('judgeRequest', () => {
   });
 
   test('a further request of an already-active ticket is not refused at capacity', () => {
-    assert.deepEqual(judgeRequest({ ...base, serving: 2, alreadyServing: true }), { serve: true });
+    assert.deepEqual(judgeRequest({ ...base, serving: 2, alreadyServing: true, ticketTransfers: 1 }), {
+      serve: true,
+    });
+  });
+
+  test('a ticket at connectionsPerTicket transfers is refused 429 too_many_connections, at capacity or not', () => {
+    assert.deepEqual(judgeRequest({ ...base, alreadyServing: true, ticketTransfers: 7 }), { serve: true });
+    for (const serving of [1, 2]) {
+      assert.deepEqual(judgeRequest({ ...base, serving, alreadyServing: true, ticketTransfers: 8 }), {
+        serve: false,
+        code: 'too_many_connections',
+        status: 429,
+        retryAfterSeconds: 3,
+      });
+    }
   });
 
   test('retryAfterFrom: median of service times, clamped', () => {
