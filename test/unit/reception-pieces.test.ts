@@ -253,8 +253,11 @@ describe('lag-aware deadline', () => {
   });
 
   it('does not abort when its timer fires late because this process was busy', async () => {
-    const d = lagAwareDeadline(20);
-    const until = performance.now() + 150;
+    // The busy spell (1 s) is well past the timeout (0.2 s) but far inside the extension cap
+    // (10 × 0.2 s), so a noisy machine that descheduled this process for a while cannot push it
+    // past the cap (a 20 ms timeout with a 150 ms spell failed in CI-like runs that way).
+    const d = lagAwareDeadline(200);
+    const until = performance.now() + 1000;
     while (performance.now() < until) {
       // A busy event loop: the answer could have arrived but nobody read it.
     }
