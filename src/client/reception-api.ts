@@ -50,6 +50,12 @@ export type ReceptionAnswer =
       queueToken?: string;
     }
   | { kind: 'rate_limited'; retryAfterSeconds: number }
+  /**
+   * Not yet, for this order: `409 ticket_live` — its latest ticket is still live on a server the
+   * reception believes up. After a server dies mid-transfer that lasts until the reception's
+   * monitor marks it down (or its restart ends the ticket), so the answer is a wait, not a no.
+   */
+  | { kind: 'not_yet'; code: string; retryAfterSeconds: number }
   /** A definite refusal: the reception answered and said no. */
   | { kind: 'error'; status: number; code: string; message: string }
   /** No answer (refused connection, reset, timeout): worth another try later. */
@@ -226,6 +232,8 @@ export function interpret(
   }
   if (status >= 500) return { kind: 'unreachable', message: `reception answered ${status}` };
   if (!err.success) return malformed(status);
+  if (status === 409 && err.data.error.code === 'ticket_live')
+    return { kind: 'not_yet', code: err.data.error.code, retryAfterSeconds: retryAfter ?? 1 };
   return {
     kind: 'error',
     status,

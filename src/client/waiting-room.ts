@@ -70,6 +70,7 @@ export function decide(
       return { action: 'refuse' };
     case 'busy':
     case 'rate_limited':
+    case 'not_yet':
       at = now + answer.retryAfterSeconds * 1000 + RETRY_MARGIN_MS;
       break;
     case 'unreachable': {

@@ -59,7 +59,10 @@ test('the server dies mid-transfer: a fresh ticket, resumed on the other server'
   assert.equal(summary.server, survivor, 'finished on the other server');
   assert.equal(summary.orderId, first.orderId, 'the same order');
   assert.equal(summary.sha256, SHA);
-  assert.equal(summary.attempts, 2, 'one order, one fresh ticket');
+  // The order, then fresh-ticket requests: those the reception answers `409 ticket_live` (it
+  // still believes the victim up) are waited out and counted too. One fresh ticket is checked
+  // below, on the order itself.
+  assert.ok(Number(summary.attempts) >= 2, `attempts: ${String(summary.attempts)}`);
   assert.match(out, new RegExp(`server ${victim} failed`));
   assert.match(out, new RegExp(`resuming ${ITEM} from server ${survivor} at`));
   assert.ok(readFileSync(file).equals(BODY));

@@ -66,6 +66,13 @@ test('interpret: errors, rate limits, not-ready and garbage', () => {
     kind: 'rate_limited',
     retryAfterSeconds: 2,
   });
+  // A live ticket on a server the reception still believes up: wait, not a refusal.
+  assert.deepEqual(interpret(409, { 'retry-after': '3' }, { error: { code: 'ticket_live', message: '' } }), {
+    kind: 'not_yet',
+    code: 'ticket_live',
+    retryAfterSeconds: 3,
+  });
+  assert.equal(interpret(409, {}, { error: { code: 'order_closed', message: '' } }).kind, 'error');
   assert.equal(interpret(503, {}, { error: { code: 'unavailable', message: 'x' } }).kind, 'unreachable');
   assert.equal(interpret(502, {}, undefined).kind, 'unreachable');
   const busyNoLine = interpret(503, { 'retry-after': '4' }, { error: { code: 'busy', message: 'x' } });
