@@ -506,13 +506,42 @@ describe('reception app (inject, fake content servers)', () => {
     await h.reception.monitor.pollAll();
     const r = await h.order({ item: '/x.bin' });
     const first = r.json.ticket.server;
+    // While the first ticket is live on an up server there is no second one (CONTRACT §3)...
+    const early = await h.reception.publicApp.inject({
+      method: 'POST',
+      url: `/api/orders/${r.json.orderId}/tickets`,
+    });
+    assert.equal(early.statusCode, 409);
+    assert.equal(early.json().error.code, 'ticket_live');
+    // ...so its transfer breaks off first, as when the client lost its server.
+    const broke = await h.reception.internalApp.inject({
+      method: 'POST',
+      url: '/events',
+      headers: { authorization: `Bearer ${h.token}` },
+      payload: {
+        serverId: first,
+        events: [
+          {
+            id: 'e1',
+            type: 'abandoned',
+            jti: r.json.ticket.id,
+            oid: r.json.orderId,
+            path: '/x.bin',
+            at: Date.now(),
+            delivered: 3,
+            size: 10,
+          },
+        ],
+      },
+    });
+    assert.equal(broke.statusCode, 200);
     const fresh = await h.reception.publicApp.inject({
       method: 'POST',
       url: `/api/orders/${r.json.orderId}/tickets`,
     });
     assert.equal(fresh.statusCode, 201);
     assert.notEqual(fresh.json().ticket.server, first);
-    assert.equal(h.reception.ledger.totalOutstanding(), 1, 'the old ticket gave up its slot');
+    assert.equal(h.reception.ledger.totalOutstanding(), 1, 'only the fresh ticket holds a slot');
     const third = await h.reception.publicApp.inject({
       method: 'POST',
       url: `/api/orders/${r.json.orderId}/tickets`,
