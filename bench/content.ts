@@ -263,6 +263,8 @@ export async function runContentBench(): Promise<void> {
           internalListen: `127.0.0.1:${int}`,
           root,
           capacity: 100,
+          // wrk's 50 connections share one ticket here; the per-ticket cap (default 8) is for buyers.
+          connectionsPerTicket: 100,
         },
         {
           id: 'tls',
@@ -272,6 +274,8 @@ export async function runContentBench(): Promise<void> {
           internalListen: `127.0.0.1:${tls.int}`,
           root,
           capacity: 100,
+          // wrk's 50 connections share one ticket here; the per-ticket cap (default 8) is for buyers.
+          connectionsPerTicket: 100,
           tls: { cert: tls.cert, key: tls.key },
         },
       ],
