@@ -29,7 +29,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -40,6 +39,7 @@ import { stringify } from 'yaml';
 import { systemClock } from '../src/client/clock.js';
 import { runGet } from '../src/client/get.js';
 import type { ReadyDocument } from '../src/util/ready-file.js';
+import { candidatePorts } from '../test/helpers/deployment.js';
 import {
   type BuyerFigures,
   badAnswerCount,
@@ -198,23 +198,6 @@ async function startUp(dir: string, o: ChaosOptions): Promise<Up> {
       throw new Error(`rushgate up was not ready within 60 s:\n${logTail.join('\n')}`);
     }
     await sleep(100);
-  }
-}
-
-async function candidatePorts(n: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const srv = createServer();
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(0, '127.0.0.1', resolve);
-      });
-      servers.push(srv);
-    }
-    return servers.map((s) => (s.address() as { port: number }).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 }
 

@@ -39,7 +39,7 @@ export interface DeploymentOptions {
  * may still take one in between: `withPortRetry` then starts the whole deployment again on new
  * ones. Tests of one process use port 0 and the ready file instead.
  */
-async function candidatePorts(n: number): Promise<number[]> {
+export async function candidatePorts(n: number): Promise<number[]> {
   const servers: Server[] = [];
   try {
     for (let i = 0; i < n; i++) {
