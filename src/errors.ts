@@ -31,6 +31,10 @@ export const ERRORS = {
     message: 'This client already holds its share of tickets or places in line; try again later.',
   },
   busy: { status: 503, message: 'Every content server holding this item is busy.' },
+  line_full: {
+    status: 503,
+    message: 'The waiting line is full (queue.maxLength places); try again later.',
+  },
   unavailable: { status: 503, message: 'The service is not ready to take orders.' },
   store_unavailable: {
     status: 503,

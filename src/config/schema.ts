@@ -151,6 +151,8 @@ const queue = z.strictObject({
   holdSeconds: seconds(1).default(15),
   maxRetryAfterSeconds: seconds(1).default(30),
   abandonSeconds: seconds(1).default(120),
+  // CONTRACT §3: past this many places a newcomer gets 503 `line_full`.
+  maxLength: z.number().int().min(1).default(1_000_000),
 });
 
 const mail = z.strictObject({

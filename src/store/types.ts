@@ -87,7 +87,8 @@ export interface ReserveLimits {
 }
 
 export type ReserveResult =
-  | { kind: 'reserved'; order: OrderRecord; ticket: TicketRecord }
+  /** `lapsed`: the order's earlier outstanding tickets that this step ended (their slots freed). */
+  | { kind: 'reserved'; order: OrderRecord; ticket: TicketRecord; lapsed: TicketRecord[] }
   | { kind: 'full' }
   | { kind: 'ticket_limit' }
   | { kind: 'unknown_order' };
@@ -113,6 +114,17 @@ export interface LineEntry {
   firstEstimateSeconds: number;
   /** When a slot started being held for this entry, if one is. */
   heldSince?: number;
+}
+
+export type JoinResult =
+  | { kind: 'joined'; entry: LineEntry; position: number }
+  /** `queue.maxLength` reached (CONTRACT §3 `line_full`). */
+  | { kind: 'full'; length: number };
+
+export interface PlaceInLine {
+  entry: LineEntry;
+  /** 1-based rank: 1 is next in line. */
+  position: number;
 }
 
 export interface Store {
@@ -165,16 +177,33 @@ export interface Store {
   ticketsOfOrder(orderId: string): Promise<TicketRecord[]>;
 
   // ── Waiting line ──────────────────────────────────────────────────────────────────────────
+  // A rush puts 100,000 clients in line: every operation costs O(log N) in the line's length N
+  // (O(k + log N) when it returns k entries), never a walk of the whole line. A position is a
+  // rank in an ordered index.
 
-  /** Adds a new entry at the end; `seq` is assigned by the store (strictly increasing). */
-  joinLine(entry: { token: string; now: number; firstEstimateSeconds: number }): Promise<LineEntry>;
-  /** Updates `lastSeenAt` (and `heldSince` when given); undefined when the token is not in line. */
-  touchLine(token: string, now: number): Promise<LineEntry | undefined>;
+  /**
+   * Adds a new entry at the end unless the line already holds `maxLength` entries; `seq` is
+   * assigned by the store (strictly increasing). `position` is the new entry's 1-based rank.
+   */
+  joinLine(
+    entry: { token: string; now: number; firstEstimateSeconds: number },
+    maxLength: number,
+  ): Promise<JoinResult>;
+  /** Updates `lastSeenAt`; the entry and its 1-based position, or undefined when not in line. */
+  touchLine(token: string, now: number): Promise<PlaceInLine | undefined>;
+  /** As `touchLine`, without counting as seen. */
+  findInLine(token: string): Promise<PlaceInLine | undefined>;
   setHeld(token: string, heldSince: number | undefined): Promise<void>;
   /** Removes an entry (admitted or abandoned); returns it when it was there. */
   leaveLine(token: string): Promise<LineEntry | undefined>;
-  /** The whole line, earliest first. Lines are short enough (thousands) to read whole. */
-  line(): Promise<LineEntry[]>;
+  /** The first `limit` entries, earliest first. */
+  lineFront(limit: number): Promise<LineEntry[]>;
+  lineLength(): Promise<number>;
+  /**
+   * Abandonment, swept incrementally: removes up to `limit` entries last seen before
+   * `seenBefore` (least recently seen first) and returns them.
+   */
+  sweepLine(seenBefore: number, limit: number): Promise<LineEntry[]>;
 
   // ── Purchase grants (CONTRACT §7) ───────────────────────────────────────────────────────────
 
