@@ -173,6 +173,27 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
 
   const wantsHtml = (req: FastifyRequest) => acceptsHtml(req.headers.accept);
 
+  /**
+   * `Prefer: wait=N` (RFC 7240; CONTRACT §3): how long this request may be held open, ms, capped
+   * at `queue.maxRetryAfterSeconds`; and a signal that fires if the client goes away meanwhile, so
+   * a held slot is not kept for a closed connection.
+   */
+  const heldWait = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ): { preferWaitMs?: number; signal?: AbortSignal } => {
+    const seconds = preferredWait(req.headers.prefer);
+    if (seconds === undefined || seconds <= 0) return {};
+    const aborted = new AbortController();
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) aborted.abort();
+    });
+    return {
+      preferWaitMs: Math.min(seconds, rc.queue.maxRetryAfterSeconds) * 1000,
+      signal: aborted.signal,
+    };
+  };
+
   function sendBusy(
     reply: FastifyReply,
     outcome: Extract<OrderOutcome, { kind: 'busy' }>,
@@ -183,6 +204,9 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       .code(503)
       .header('retry-after', String(outcome.retryAfterSeconds))
       .header('cache-control', 'no-store');
+    if (outcome.heldMs !== undefined) {
+      reply.header('preference-applied', `wait=${Math.round(outcome.heldMs / 1000)}`);
+    }
     if (outcome.queueToken !== null) {
       reply.header(
         'set-cookie',
@@ -205,6 +229,9 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       status: 'busy',
       position: outcome.position,
       estimatedWaitSeconds: outcome.estimatedWaitSeconds,
+      ...(outcome.estimatedWaitRangeSeconds
+        ? { estimatedWaitRangeSeconds: outcome.estimatedWaitRangeSeconds }
+        : {}),
       retryAfterSeconds: outcome.retryAfterSeconds,
       queueToken: outcome.queueToken,
     });
@@ -302,6 +329,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       queueToken: token,
       idempotencyKey: key,
       grant: sentGrant ?? cookieGrant,
+      ...heldWait(req, reply),
     });
     if (
       cookieGrant !== undefined &&
@@ -366,6 +394,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
       clientAddress: req.clientAddress,
       queueToken: token,
       grant,
+      ...heldWait(req, reply),
     });
     record(outcome, started);
     const cookies: string[] = [];
@@ -391,6 +420,21 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
   app.head('/*', (req, reply) => itemRoute(req, reply, true));
 
   return app;
+}
+
+/**
+ * The `wait` preference of a `Prefer` header (RFC 7240 §4.3), seconds; undefined when absent or
+ * malformed. Several headers, or several preferences in one, are allowed; the first `wait` counts.
+ */
+export function preferredWait(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  for (const value of Array.isArray(header) ? header : [header]) {
+    for (const pref of value.split(',')) {
+      const m = /^\s*wait\s*=\s*"?(\d{1,6})"?\s*(;.*)?$/i.exec(pref);
+      if (m) return Number(m[1]);
+    }
+  }
+  return undefined;
 }
 
 export function ticketView(t: TicketRecord) {

@@ -70,6 +70,19 @@ const REVOCATION_RETRY_MS = 5000;
 const SWEEP_MS = 1000;
 const LISTEN_BACKLOG = 4096;
 
+/** `{"freed": [ticketId, server]}` from another reception; undefined for anything else. */
+function peerFreed(message: string): [string, string] | undefined {
+  try {
+    const m = JSON.parse(message) as { freed?: unknown };
+    const f = m.freed;
+    if (Array.isArray(f) && f.length === 2 && typeof f[0] === 'string' && typeof f[1] === 'string')
+      return [f[0], f[1]];
+  } catch {
+    // Not ours to understand: ignored.
+  }
+  return undefined;
+}
+
 export function buildReception(deps: ReceptionDeps): Reception {
   const { config, logger, mailer } = deps;
   const clock = deps.clock ?? systemClock;
@@ -118,6 +131,20 @@ export function buildReception(deps: ReceptionDeps): Reception {
     clock,
     logger,
   });
+  // Admission without delay (CONTRACT §3): a freed slot wakes the held-open retries here, and
+  // the other receptions on the same store hear of it at once.
+  const broadcast = store.broadcast;
+  ledger.onFreed((ticketId, server, fromPeer) => {
+    desk.wake();
+    if (!fromPeer && broadcast) void broadcast.publish(JSON.stringify({ freed: [ticketId, server] }));
+  });
+  if (broadcast) {
+    void broadcast.subscribe((message) => {
+      const freed = peerFreed(message);
+      if (freed) ledger.releasedByPeer(freed[0], freed[1], clock.now());
+      else if (message === 'holds') desk.wake();
+    });
+  }
   const sweeper = buildRetentionSweeper({ store, retentionMs: rc.retention, logger });
   const intake = buildEventIntake({ store, monitor, ledger, metrics, clock, logger });
   let stopping = false;
@@ -231,7 +258,14 @@ export function buildReception(deps: ReceptionDeps): Reception {
       if (now - lastLine >= LINE_MS) {
         lastLine = now;
         ledger.tick(now);
-        if (rc.queue.enabled) await line.maintain(now);
+        if (rc.queue.enabled) {
+          const started = await line.maintain(now);
+          if (started.length > 0) {
+            desk.wake();
+            // The waiter a slot is now held for may hold its retry open at another reception.
+            if (broadcast) void broadcast.publish('holds');
+          }
+        }
       }
       if (now - lastRetry >= REVOCATION_RETRY_MS) {
         lastRetry = now;
@@ -280,8 +314,11 @@ export function buildReception(deps: ReceptionDeps): Reception {
       stopping = true;
       for (const t of timers) clearInterval(t);
       tlsWatcher?.close();
-      // Public first: no new orders; the ones in progress finish (fastify waits for them).
-      await publicApp.close();
+      // Public first: no new orders; the ones in progress finish (fastify waits for them), and
+      // the held-open ones are answered with where they stand.
+      const closing = publicApp.close();
+      await desk.releaseHeld();
+      await closing;
       await monitor.stop();
       await dispatcher.close();
       await internalApp.close();

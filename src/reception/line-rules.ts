@@ -1,6 +1,6 @@
 /**
  * The waiting line's fairness rules (CONTRACT §3 "Busy", the seed's Sa36/Sa56), as one pure
- * decision: given the line, the free slots per server, and the client asking now, who is
+ * decision: given the front of the line, the free slots per server, and the client asking now, who is
  * admitted, whose hold starts or ends, and who has lost their place.
  *
  * - While anyone waits, free slots are held for the earliest waiting clients, each on a server
@@ -24,8 +24,15 @@ export interface LineRequest {
 }
 
 export interface LineInput {
-  /** Earliest first. */
-  line: readonly LineEntry[];
+  /**
+   * The front of the line, earliest first: the first entries, as many as can matter now (see
+   * `frontWindow`). Only the front is read, so a decision costs the same at 100 or 100,000 waiting.
+   */
+  front: readonly LineEntry[];
+  /** The line's whole length (the store counts it). */
+  length: number;
+  /** The requester's place when it is in line (its rank may lie beyond the front). */
+  requester?: { entry: LineEntry; position: number } | undefined;
   now: number;
   rules: LineRules;
   request: LineRequest;
@@ -53,6 +60,19 @@ export interface LineDecision {
   position: number;
   /** Free slots, held or not, on servers holding the requester's item. */
   freeForItem: number;
+  /** The requester is one a free slot is held for (or given to) now: admitted when it asks. */
+  requesterHeld: boolean;
+  /** The requester's `seq` when it is in line (orders held-open requests). */
+  requesterSeq?: number;
+}
+
+/**
+ * How much of the line's front a decision reads: holds go to the earliest waiters, at most one
+ * per free slot, skipping passed-over waiters and waiters for items no free server holds. A few
+ * times the free slots covers those, and a floor lets holds that must end be seen.
+ */
+export function frontWindow(totalFreeSlots: number): number {
+  return Math.min(4096, Math.max(32, 4 * totalFreeSlots + 32));
 }
 
 export function isPassedOver(entry: LineEntry, now: number, rules: LineRules): boolean {
@@ -63,7 +83,7 @@ export function decideLine(input: LineInput): LineDecision {
   const { now, rules, request } = input;
   const abandoned: string[] = [];
   const kept: LineEntry[] = [];
-  for (const e of input.line) {
+  for (const e of input.front) {
     if (e.token !== request.token && now - e.lastSeenAt > rules.abandonMs) abandoned.push(e.token);
     else kept.push(e);
   }
@@ -89,10 +109,12 @@ export function decideLine(input: LineInput): LineDecision {
   let admitted = false;
   let position = 0;
   let requesterSeen = false;
+  let requesterSeq = input.requester?.entry.seq;
   for (let i = 0; i < kept.length; i++) {
     const e = kept[i]!;
     if (e.token === request.token) {
       requesterSeen = true;
+      requesterSeq = e.seq;
       position = i + 1;
       // Seen now: a passed-over requester is back in its place, and needs no hold to be admitted.
       if (e.heldSince !== undefined) holdsToClear.push(e.token);
@@ -108,20 +130,29 @@ export function decideLine(input: LineInput): LineDecision {
       holdsToClear.push(e.token);
     }
   }
+  const requesterInLine = requesterSeen || input.requester !== undefined;
   if (!requesterSeen) {
-    position = kept.length + 1;
+    // Beyond the front (or a newcomer): everyone in the front is ahead, and only a slot the front
+    // left over is the requester's. Abandoned entries in the front no longer count.
+    position =
+      input.requester !== undefined
+        ? Math.max(kept.length + 1, input.requester.position - abandoned.length)
+        : Math.max(kept.length, input.length - abandoned.length) + 1;
+    if (input.requester?.entry.heldSince !== undefined) holdsToClear.push(input.requester.entry.token);
     admitted = take(request.item) !== undefined;
   }
   let freeForItem = 0;
   for (const server of input.holdersOf(request.item)) freeForItem += input.freeSlots.get(server) ?? 0;
   return {
     admitted,
-    requesterInLine: requesterSeen,
+    requesterInLine,
     abandoned,
     holdsToStart,
     holdsToClear,
     heldAhead,
     position,
     freeForItem,
+    requesterHeld: admitted && requesterInLine,
+    ...(requesterSeq !== undefined ? { requesterSeq } : {}),
   };
 }

@@ -39,6 +39,8 @@ export interface ReceptionMetrics {
   readonly ticketsIssued: Counter<'server'>;
   readonly noticeFailures: Counter<'server'>;
   readonly admissions: Counter;
+  /** Requests held open with `Prefer: wait` now. */
+  readonly heldOpen: Gauge;
   readonly events: Counter<'type'>;
   readonly orderSeconds: Histogram<'result'>;
   bind(sources: MetricSources): void;
@@ -143,6 +145,11 @@ export function createReceptionMetrics(): ReceptionMetrics {
     admissions: new Counter({
       name: `${P}admissions_total`,
       help: 'Waiting clients admitted from the line',
+      registers: [registry],
+    }),
+    heldOpen: new Gauge({
+      name: `${P}held_open_requests`,
+      help: 'Retries held open with Prefer: wait, answered the moment their client is admitted',
       registers: [registry],
     }),
     events: new Counter({

@@ -18,6 +18,7 @@ import type { Logger } from '../util/log.js';
 import { type Allocation, allocate } from './allocator.js';
 import { clientKeyOf } from './client-key.js';
 import { ClientShares } from './client-limits.js';
+import { HeldOpen } from './held-open.js';
 import type { LineDecision } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { Mailer } from './mailer.js';
@@ -39,6 +40,13 @@ export interface OrderRequest {
   idempotencyKey?: string | undefined;
   /** A purchase grant (CONTRACT §7), as sent; checked before the line. */
   grant?: string | undefined;
+  /**
+   * `Prefer: wait=N` (CONTRACT §3), ms: a retry of a client in line is held open this long and
+   * answered as soon as it is admitted. Ignored for newcomers (they need their token first).
+   */
+  preferWaitMs?: number | undefined;
+  /** Aborted when the client goes away while its request is held open. */
+  signal?: AbortSignal | undefined;
 }
 
 export type OrderOutcome =
@@ -46,7 +54,14 @@ export type OrderOutcome =
   | { kind: 'ticketed'; order: OrderRecord; ticket: TicketRecord }
   /** `200`: the same Idempotency-Key again; the order as it stands. */
   | { kind: 'existing'; order: OrderRecord; ticket: TicketRecord | undefined }
-  | ({ kind: 'busy'; queueToken: string | null } & WaitQuote)
+  | ({
+      kind: 'busy';
+      queueToken: string | null;
+      /** The wait that was held open (`Preference-Applied`), ms. */
+      heldMs?: number;
+      /** The client's place (`seq`) when it is in line; orders held-open requests. */
+      lineSeq?: number;
+    } & WaitQuote)
   | { kind: 'error'; code: ErrorCode; message?: string; retryAfterSeconds?: number };
 
 export interface RevokeOutcome {
@@ -79,7 +94,17 @@ export interface OrderDesk {
   lastAllocation(): { item: string; at: number; allocation: Allocation } | undefined;
   /** Orders being worked on now; shutdown waits for them. */
   inProgress(): number;
+  /** Requests held open with `Prefer: wait`. */
+  heldOpen(): number;
+  /** A slot may have freed (or a hold started): held-open waiters try again. */
+  wake(): void;
+  /** Answers every held-open request now (shutdown). */
+  releaseHeld(): Promise<void>;
 }
+
+/** Held-open requests per reception process; past this a retry is answered at once. */
+export const MAX_HELD_OPEN = 20_000;
+const HELD_TICK_MS = 250;
 
 /** Ticket-link mails per recipient: a burst of 5, then one every 10 minutes. */
 export const MAIL_RULE = { perSecond: 1 / 600, burst: 5 };
@@ -200,12 +225,8 @@ export function buildOrderDesk(deps: {
       if (result.kind === 'ticket_limit') return { code: 'ticket_limit_reached' };
       if (result.kind === 'unknown_order') return { code: 'unknown_order' };
       ledger.reserved(result.ticket);
-      for (const t of result.order.tickets) {
-        // The store lapsed the order's earlier outstanding tickets in the same step.
-        if (t.id !== result.ticket.id && t.status === 'lapsed' && t.finishedAt === now) {
-          ledger.released(t.id, t.server, now);
-        }
-      }
+      // The store lapsed the order's earlier outstanding tickets in the same step.
+      for (const t of result.lapsed) ledger.released(t.id, t.server, now);
       if (strict) {
         try {
           await dispatcher.notify(serverId, notice);
@@ -253,12 +274,26 @@ export function buildOrderDesk(deps: {
   ): Promise<OrderOutcome> {
     const d = decision ?? outsideLine(line.length() + 1);
     if (!rc.queue.enabled) return { kind: 'busy', queueToken: null, ...line.quote(item, d, now) };
-    if (inLine !== undefined) return { kind: 'busy', queueToken: inLine, ...line.quote(item, d, now) };
+    if (inLine !== undefined) {
+      return {
+        kind: 'busy',
+        queueToken: inLine,
+        ...(d.requesterSeq !== undefined ? { lineSeq: d.requesterSeq } : {}),
+        ...line.quote(item, d, now),
+      };
+    }
     if (shares.places(clientKey, line.holds) >= rc.limits.placesPerClient)
       return clientLimit(`${rc.limits.placesPerClient} places in line`);
-    const { token, quote } = await line.join(item, d, now);
-    shares.placeGiven(clientKey, token);
-    return { kind: 'busy', queueToken: token, ...quote };
+    const joined = await line.join(item, d, now);
+    if (joined.kind === 'full') {
+      return {
+        kind: 'error',
+        code: 'line_full',
+        retryAfterSeconds: rc.queue.maxRetryAfterSeconds,
+      };
+    }
+    shares.placeGiven(clientKey, joined.token);
+    return { kind: 'busy', queueToken: joined.token, ...joined.quote };
   }
 
   const unknownItem = (item: string): OrderOutcome | undefined => {
@@ -342,15 +377,83 @@ export function buildOrderDesk(deps: {
     return { kind: 'ticketed', order: got.order, ticket: got.ticket };
   }
 
+  const held = new HeldOpen({
+    max: MAX_HELD_OPEN,
+    now: () => clock.now(),
+    tickMs: HELD_TICK_MS,
+    freeSlots: () => {
+      let n = 0;
+      for (const free of monitor.freeSlots().values()) n += free;
+      return n;
+    },
+  });
+
+  /**
+   * A retry with `Prefer: wait` from a client in line that is still busy: held open until it is
+   * admitted or its wait runs out (then the busy answer as it stands, with the wait it held).
+   */
+  async function holdOpen(
+    req: OrderRequest,
+    first: Extract<OrderOutcome, { kind: 'busy' }>,
+    waitMs: number,
+  ): Promise<OrderOutcome> {
+    const again = async (): Promise<OrderOutcome> => {
+      try {
+        return await place(req);
+      } catch (err) {
+        // An outage met while held is an answer (store_unavailable), not a hung request.
+        const code = (err as { code?: unknown }).code;
+        if (code === 'store_unavailable')
+          return { kind: 'error', code: 'store_unavailable', retryAfterSeconds: 1 };
+        throw err;
+      }
+    };
+    const pending = held.hold<OrderOutcome>({
+      seq: first.lineSeq ?? Number.MAX_SAFE_INTEGER,
+      deadline: clock.now() + waitMs,
+      signal: req.signal,
+      attempt: async () => {
+        const o = await again().catch((): OrderOutcome | undefined => undefined);
+        return o === undefined || o.kind === 'busy' ? undefined : o;
+      },
+      expire: async () => {
+        const o = await again().catch(() => first);
+        return o.kind === 'busy' ? { ...o, heldMs: waitMs } : o;
+      },
+    });
+    // At the cap: answered now, as a client that did not ask to wait.
+    if (pending === undefined) return first;
+    metrics.heldOpen.set(held.count());
+    try {
+      return await pending;
+    } finally {
+      metrics.heldOpen.set(held.count());
+    }
+  }
+
   return {
     async placeOrder(req) {
       active += 1;
       try {
-        return await place(req);
+        const outcome = await place(req);
+        if (
+          outcome.kind === 'busy' &&
+          req.preferWaitMs !== undefined &&
+          req.preferWaitMs > 0 &&
+          outcome.queueToken !== null &&
+          outcome.queueToken === req.queueToken
+        ) {
+          return await holdOpen(req, outcome, req.preferWaitMs);
+        }
+        return outcome;
       } finally {
         active -= 1;
       }
     },
+
+    heldOpen: () => held.count(),
+    wake: () => held.wake(),
+    releaseHeld: () => held.close(),
 
     async freshTicket(orderId, clientAddress) {
       active += 1;
@@ -489,6 +592,7 @@ function outsideLine(position: number): LineDecision {
     heldAhead: new Map(),
     position,
     freeForItem: 0,
+    requesterHeld: false,
   };
 }
 

@@ -29,6 +29,26 @@ export class SlotLedger {
   private freedSinceTick = 0;
   private rate: number | undefined;
   private lastTick: number | undefined;
+  private readonly freedListeners: ((ticketId: string, server: string, fromPeer: boolean) => void)[] = [];
+  private fromPeer = false;
+
+  /**
+   * Called whenever a slot this mirror held is freed: held-open waiters can be admitted now, and
+   * other receptions on the same store be told (`fromPeer` says the news came from one of them).
+   */
+  onFreed(listener: (ticketId: string, server: string, fromPeer: boolean) => void): void {
+    this.freedListeners.push(listener);
+  }
+
+  /** Another reception freed this slot (it said so over the store's broadcast). */
+  releasedByPeer(ticketId: string, server: string, now: number): void {
+    this.fromPeer = true;
+    try {
+      this.released(ticketId, server, now);
+    } finally {
+      this.fromPeer = false;
+    }
+  }
 
   outstanding(server: string): number {
     return this.byServer.get(server)?.size ?? 0;
@@ -72,6 +92,7 @@ export class SlotLedger {
     this.journal?.push({ op: 'del', server, id: ticketId });
     this.known.delete(ticketId);
     if (had && completion) this.freedSinceTick += 1;
+    if (had) for (const l of this.freedListeners) l(ticketId, server, this.fromPeer);
     if (serverAt !== undefined) {
       this.freed.set(ticketId, { at: serverAt, localAt: now });
       if (this.freed.size > FREED_MAX) this.pruneFreed(now, true);

@@ -39,6 +39,9 @@ export interface Estimate {
   method: EstimateMethod;
   byServiceTimesMs?: number;
   byRateMs?: number;
+  /** The 80 % interval, seconds. */
+  lowSeconds?: number;
+  highSeconds?: number;
 }
 
 /** Fewer samples than this and the mean service time is not trusted. */
@@ -142,6 +145,8 @@ export function nextRate(
 export interface CalibrationSample {
   estimateSeconds: number;
   actualSeconds: number;
+  lowSeconds?: number;
+  highSeconds?: number;
 }
 
 export interface Calibration {

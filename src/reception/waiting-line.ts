@@ -4,11 +4,15 @@
  * leaving on admission — and answers where a client stands and how long it will likely wait
  * (wait-estimator.ts). It records each admitted waiter's first estimate against its real wait, so
  * the estimator's calibration is measured rather than assumed.
+ *
+ * A rush puts tens of thousands in line, so nothing here reads the whole line: a decision reads
+ * the requester's rank and the line's front (line-rules.ts `frontWindow`), and abandonment is
+ * swept a batch at a time from the store's least-recently-seen end.
  */
 import type { ReceptionConfig } from '../config/schema.js';
-import type { LineEntry, Store } from '../store/index.js';
+import type { LineEntry, PlaceInLine, Store } from '../store/index.js';
 import type { Logger } from '../util/log.js';
-import { decideLine, isPassedOver, type LineDecision, type LineRules } from './line-rules.js';
+import { decideLine, frontWindow, isPassedOver, type LineDecision, type LineRules } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { QueueTokens } from './queue-token.js';
 import type { SlotLedger } from './slot-ledger.js';
@@ -27,27 +31,39 @@ const HOLD_GRACE_MS = 1000;
 const COLD_START_SERVICE_MS = 10_000;
 const CALIBRATION_WINDOW = 1000;
 const ITEM_CACHE_MAX = 50_000;
+/** Abandoned places removed per sweep batch, and batches per tick: small steps, never a scan. */
+const SWEEP_BATCH = 500;
+const SWEEP_BATCHES = 4;
+/** Tokens this reception remembers as in line (per-client place counts); beyond, oldest dropped. */
+const IN_LINE_MAX = 200_000;
 
 export interface WaitQuote {
   position: number;
   estimatedWaitSeconds: number;
+  /** The 80 % interval around the estimate, when the estimator gives one. */
+  estimatedWaitRangeSeconds?: [number, number];
   retryAfterSeconds: number;
 }
+
+export type JoinOutcome = { kind: 'joined'; token: string; quote: WaitQuote } | { kind: 'full' };
 
 export interface WaitingLine {
   readonly rules: LineRules;
   /** Reads the line and decides for one request; holds and abandonment are written back. */
   decide(request: { token?: string | undefined; item: string }, now: number): Promise<LineDecision>;
-  /** Joins at the end; returns the new token and its quote. */
-  join(item: string, decision: LineDecision, now: number): Promise<{ token: string; quote: WaitQuote }>;
+  /** Joins at the end, unless the line holds `queue.maxLength` places; the new token and its quote. */
+  join(item: string, decision: LineDecision, now: number): Promise<JoinOutcome>;
   /** The quote for a client already in line (after `decide`). */
   quote(item: string, decision: LineDecision, now: number): WaitQuote;
   /** An admitted waiter leaves; its wait is recorded for calibration. */
   admitted(token: string, now: number): Promise<void>;
   /** `GET /api/queue/{token}`: where it stands; also counts as the client being seen. */
   status(token: string, item: string, now: number): Promise<WaitQuote | undefined>;
-  /** Periodic: drops abandoned places, starts and ends holds, measures the admission rate. */
-  maintain(now: number): Promise<void>;
+  /**
+   * Periodic: sweeps abandoned places, starts and ends holds, measures the admission rate.
+   * Returns the tokens whose hold started (a held-open request among them can be answered now).
+   */
+  maintain(now: number): Promise<string[]>;
   length(): number;
   /** Whether this token's place was in the line at the latest read (or joined since). */
   holds(token: string): boolean;
@@ -75,12 +91,28 @@ export function buildWaitingLine(deps: {
   const items = new Map<string, string | undefined>();
   const samples: CalibrationSample[] = [];
   let lineLength = 0;
-  /** The tokens in line as last read, plus joins since: per-client place counts ask it. */
-  let inLine = new Set<string>();
+  /** Tokens known to be in line (joined or seen here, not seen leaving): per-client place counts. */
+  const inLine = new Set<string>();
   let lastEstimate = 0;
   let admittedSinceTick = 0;
   let admissionRate: number | undefined;
   let lastTick: number | undefined;
+
+  const remember = (token: string): void => {
+    if (inLine.has(token)) return;
+    if (inLine.size >= IN_LINE_MAX) {
+      const oldest = inLine.values().next();
+      if (!oldest.done) inLine.delete(oldest.value);
+    }
+    inLine.add(token);
+  };
+  const forget = (token: string): void => {
+    inLine.delete(token);
+    items.delete(token);
+    ranges.delete(token);
+  };
+  /** The first range each waiter was given, for calibration (the store keeps only the estimate). */
+  const ranges = new Map<string, [number, number]>();
 
   const itemOf = (token: string): string | undefined => {
     if (items.has(token)) return items.get(token);
@@ -92,7 +124,10 @@ export function buildWaitingLine(deps: {
 
   async function apply(decision: LineDecision, now: number): Promise<void> {
     const writes: Promise<unknown>[] = [];
-    for (const t of decision.abandoned) writes.push(store.leaveLine(t));
+    for (const t of decision.abandoned) {
+      forget(t);
+      writes.push(store.leaveLine(t));
+    }
     for (const t of decision.holdsToStart) writes.push(store.setHeld(t, now));
     for (const t of decision.holdsToClear) writes.push(store.setHeld(t, undefined));
     if (decision.abandoned.length > 0)
@@ -101,22 +136,26 @@ export function buildWaitingLine(deps: {
   }
 
   async function decideOn(
-    line: LineEntry[],
     request: { token?: string | undefined; item: string },
+    requester: PlaceInLine | undefined,
     now: number,
   ): Promise<LineDecision> {
+    const free = monitor.freeSlots();
+    let totalFree = 0;
+    for (const n of free.values()) totalFree += n;
+    const [length, front] = await Promise.all([store.lineLength(), store.lineFront(frontWindow(totalFree))]);
     const decision = decideLine({
-      line,
+      front,
+      length,
+      requester,
       now,
       rules,
       request,
-      freeSlots: monitor.freeSlots(),
+      freeSlots: free,
       holdersOf: (item) => monitor.usableHolders(item),
       itemOf,
     });
-    lineLength = line.length - decision.abandoned.length;
-    const gone = new Set(decision.abandoned);
-    inLine = new Set(line.filter((e) => !gone.has(e.token)).map((e) => e.token));
+    lineLength = length - decision.abandoned.length;
     await apply(decision, now);
     return decision;
   }
@@ -149,64 +188,93 @@ export function buildWaitingLine(deps: {
       maxRetryAfterSeconds: q.maxRetryAfterSeconds,
       random: random(),
     });
-    return { position: decision.position, estimatedWaitSeconds: estimate.seconds, retryAfterSeconds: ra };
+    const out: WaitQuote = {
+      position: decision.position,
+      estimatedWaitSeconds: estimate.seconds,
+      retryAfterSeconds: ra,
+    };
+    if (estimate.lowSeconds !== undefined && estimate.highSeconds !== undefined) {
+      out.estimatedWaitRangeSeconds = [estimate.lowSeconds, estimate.highSeconds];
+    }
+    return out;
+  }
+
+  async function sweep(now: number): Promise<void> {
+    let swept = 0;
+    for (let i = 0; i < SWEEP_BATCHES; i++) {
+      const gone: LineEntry[] = await store.sweepLine(now - rules.abandonMs, SWEEP_BATCH);
+      for (const e of gone) forget(e.token);
+      swept += gone.length;
+      if (gone.length < SWEEP_BATCH) break;
+    }
+    if (swept > 0) logger.info({ count: swept }, 'waiters lost their place');
   }
 
   return {
     rules,
     async decide(request, now) {
-      const line = await store.line();
-      if (request.token !== undefined && line.some((e) => e.token === request.token)) {
-        await store.touchLine(request.token, now);
+      const requester = request.token !== undefined ? await store.touchLine(request.token, now) : undefined;
+      if (request.token !== undefined) {
+        if (requester) remember(request.token);
+        else forget(request.token);
       }
-      return decideOn(line, request, now);
+      return decideOn(request, requester, now);
     },
     async join(item, decision, now) {
       const token = tokens.mint(item, now);
-      items.set(token, item);
       const quoted = quote(item, decision, now);
+      const joined = await store.joinLine(
+        { token, now, firstEstimateSeconds: quoted.estimatedWaitSeconds },
+        q.maxLength,
+      );
+      if (joined.kind === 'full') {
+        lineLength = joined.length;
+        return { kind: 'full' };
+      }
+      items.set(token, item);
+      if (quoted.estimatedWaitRangeSeconds) ranges.set(token, quoted.estimatedWaitRangeSeconds);
       lastEstimate = quoted.estimatedWaitSeconds;
-      await store.joinLine({ token, now, firstEstimateSeconds: quoted.estimatedWaitSeconds });
-      lineLength += 1;
-      inLine.add(token);
-      return { token, quote: quoted };
+      lineLength = Math.max(lineLength, joined.position);
+      remember(token);
+      // Where it really landed: another reception may have joined in between.
+      return { kind: 'joined', token, quote: { ...quoted, position: joined.position } };
     },
     quote,
     async admitted(token, now) {
       const entry = await store.leaveLine(token);
-      items.delete(token);
-      inLine.delete(token);
+      const range = ranges.get(token);
+      forget(token);
       if (!entry) return;
       admittedSinceTick += 1;
       samples.push({
         estimateSeconds: entry.firstEstimateSeconds,
         actualSeconds: (now - entry.joinedAt) / 1000,
+        ...(range ? { lowSeconds: range[0], highSeconds: range[1] } : {}),
       });
       if (samples.length > CALIBRATION_WINDOW) samples.splice(0, samples.length - CALIBRATION_WINDOW);
     },
     async status(token, item, now) {
-      const entry = await store.touchLine(token, now);
-      if (!entry) return undefined;
+      const place = await store.touchLine(token, now);
+      if (!place) {
+        forget(token);
+        return undefined;
+      }
+      remember(token);
       // A passed-over waiter that shows up is back in its place, first for the next slot.
-      if (isPassedOver(entry, now, rules)) await store.setHeld(token, undefined);
-      const line = await store.line();
-      const decision = await decideOn(line, { item: '' }, now);
-      const gone = new Set(decision.abandoned);
-      const index = line.filter((e) => !gone.has(e.token)).findIndex((e) => e.token === token);
-      if (index < 0) return undefined;
-      let freeForItem = 0;
-      const free = monitor.freeSlots();
-      for (const id of monitor.usableHolders(item)) freeForItem += free.get(id) ?? 0;
-      return quote(item, { ...decision, position: index + 1, freeForItem }, now);
+      if (isPassedOver(place.entry, now, rules)) await store.setHeld(token, undefined);
+      const decision = await decideOn({ token, item }, place, now);
+      if (decision.abandoned.includes(token)) return undefined;
+      return quote(item, decision, now);
     },
     async maintain(now) {
-      const line = await store.line();
-      await decideOn(line, { item: '' }, now);
+      await sweep(now);
+      const decision = await decideOn({ item: '' }, undefined, now);
       if (lastTick !== undefined && now > lastTick) {
         admissionRate = nextRate(admissionRate, admittedSinceTick, now - lastTick);
         admittedSinceTick = 0;
       }
       lastTick = now;
+      return decision.holdsToStart;
     },
     length: () => lineLength,
     holds: (token) => inLine.has(token),

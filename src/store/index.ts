@@ -7,11 +7,14 @@ export { type OpenStoreOptions, openStore } from './open.js';
 export { isOutstanding, orderStatusOf } from './rules.js';
 export type {
   AppliedEvent,
+  Broadcast,
   CreateOrderResult,
+  JoinResult,
   LineEntry,
   NewOrder,
   OrderRecord,
   OrderStatus,
+  PlaceInLine,
   Purchase,
   PurgeResult,
   ReserveLimits,

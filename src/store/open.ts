@@ -33,7 +33,21 @@ export async function openStore(url: string, opts: OpenStoreOptions): Promise<St
       logger: opts.logger,
       ...(opts.keyPrefix === undefined ? {} : { keyPrefix: opts.keyPrefix }),
     });
-    return guardStore(store, isRedisOutage);
+    const { openRedisBroadcast } = await import('./redis-broadcast.js');
+    const broadcast = await openRedisBroadcast({
+      url,
+      logger: opts.logger,
+      ...(opts.keyPrefix === undefined ? {} : { keyPrefix: opts.keyPrefix }),
+    });
+    const guarded = guardStore(store, isRedisOutage);
+    return {
+      ...guarded,
+      broadcast,
+      close: async () => {
+        await broadcast.close();
+        await guarded.close();
+      },
+    };
   }
   throw new Error(`unknown store "${url}": expected "memory:", "sqlite:PATH" or "redis://host:port/db"`);
 }

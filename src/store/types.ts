@@ -127,6 +127,17 @@ export interface PlaceInLine {
   position: number;
 }
 
+/**
+ * Messages between the receptions that share a store (Redis pub/sub); absent for stores that one
+ * process owns. Delivery is best effort: nothing correct may depend on a message arriving.
+ */
+export interface Broadcast {
+  publish(message: string): Promise<void>;
+  /** Messages from the other receptions (never this one's own). */
+  subscribe(listener: (message: string) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface Store {
   /** Durable before it resolves (the `201` is sent after). */
   createOrder(order: NewOrder, idempotencyTtlMs: number): Promise<CreateOrderResult>;
@@ -222,6 +233,9 @@ export interface Store {
    * while `more` says a full batch was examined, yielding in between.
    */
   purgeInactive(now: number, retentionMs: number, limit: number): Promise<PurgeResult>;
+
+  /** Present when several receptions may share this store. */
+  broadcast?: Broadcast;
 
   close(): Promise<void>;
 }

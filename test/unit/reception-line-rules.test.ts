@@ -12,11 +12,21 @@ function entry(token: string, seq: number, over: Partial<LineEntry> = {}): LineE
 
 /** Tokens are "item:name"; every server holds every item unless `holders` says otherwise. */
 function input(
-  over: Partial<LineInput> & { free?: Record<string, number>; holders?: Record<string, string[]> },
+  over: Partial<LineInput> & {
+    line?: LineEntry[];
+    free?: Record<string, number>;
+    holders?: Record<string, string[]>;
+  },
 ): LineInput {
   const free = new Map(Object.entries(over.free ?? { a: 0 }));
+  const line = over.line ?? [];
+  // The whole line is the front unless a test gives the front and the length itself.
+  const token = over.request?.token;
+  const index = line.findIndex((e) => e.token === token);
   return {
-    line: [],
+    front: line,
+    length: line.length,
+    ...(index >= 0 ? { requester: { entry: line[index]!, position: index + 1 } } : {}),
     now: 2000,
     rules: { holdMs: HOLD, abandonMs: ABANDON },
     request: { item: '/x' },
@@ -128,5 +138,54 @@ describe('waiting line rules', () => {
     const d = decideLine(input({ line, free: { a: 0 } }));
     assert.deepEqual(d.holdsToClear, ['/x:w1']);
     assert.equal(d.admitted, false);
+  });
+});
+
+describe('waiting line rules, reading only the front', () => {
+  const front = [entry('/x:w1', 1), entry('/x:w2', 2)];
+  it('places a newcomer behind the whole line, not behind the front', () => {
+    const d = decideLine({ ...input({ free: { a: 1 } }), front, length: 10_000 });
+    assert.equal(d.admitted, false);
+    assert.equal(d.position, 10_001);
+    assert.deepEqual(d.holdsToStart, ['/x:w1']);
+  });
+  it('keeps a requester beyond the front at its rank, behind the holds of the front', () => {
+    const far = entry('/x:w9000', 9000);
+    const d = decideLine({
+      ...input({ free: { a: 1 }, request: { token: far.token, item: '/x' } }),
+      front,
+      length: 10_000,
+      requester: { entry: far, position: 9000 },
+    });
+    assert.equal(d.requesterInLine, true);
+    assert.equal(d.admitted, false);
+    assert.equal(d.position, 9000);
+  });
+  it('admits a requester beyond the front to a slot the front cannot use', () => {
+    const far = entry('/y:w50', 50);
+    const d = decideLine({
+      ...input({
+        free: { a: 1, b: 1 },
+        holders: { '/x': ['a'], '/y': ['b'] },
+        request: { token: far.token, item: '/y' },
+      }),
+      front,
+      length: 100,
+      requester: { entry: far, position: 50 },
+    });
+    assert.equal(d.admitted, true);
+    assert.equal(d.requesterHeld, true);
+  });
+  it('counts abandoned front entries out of a far position', () => {
+    const stale = entry('/x:gone', 0, { lastSeenAt: 2000 - ABANDON - 1 });
+    const far = entry('/x:w9', 9);
+    const d = decideLine({
+      ...input({ request: { token: far.token, item: '/x' } }),
+      front: [stale, ...front],
+      length: 20,
+      requester: { entry: far, position: 9 },
+    });
+    assert.deepEqual(d.abandoned, ['/x:gone']);
+    assert.equal(d.position, 8);
   });
 });

@@ -1,0 +1,162 @@
+/**
+ * Admission without delay (CONTRACT §3): retries sent with `Prefer: wait=N` are held open here
+ * and answered the moment their client is admitted, so a slot freed for a waiter never sits idle
+ * until that waiter happens to poll again.
+ *
+ * Held requests are cheap: one entry each in a list kept in line order, one timer for all of them
+ * (deadlines and a safety-net retry), and a per-process cap past which a retry is answered at once.
+ * Whatever may have freed a slot — a transfer ended, a ticket lapsed, a server came up, another
+ * reception said so — calls `wake()`; the earliest held waiters then try again, in line order, one
+ * try per free slot, so the line's order is kept and a wake never costs more than the slots it has.
+ */
+
+export interface HeldOpenOptions {
+  /** At most this many requests held at once; past it `hold` refuses (answer busy now). */
+  max: number;
+  /** Free slots right now (how many waiters a wake tries). */
+  freeSlots(): number;
+  now(): number;
+  /** How often the one timer runs (deadlines, and a retry in case a wake was missed). */
+  tickMs: number;
+}
+
+export interface HoldRequest<T> {
+  /** The waiter's place: lower is earlier in line. */
+  seq: number;
+  deadline: number;
+  /** Tries to admit; `undefined` while still busy. Never rejects (errors are answers). */
+  attempt(): Promise<T | undefined>;
+  /** The answer when the deadline passes (or the reception stops): the busy answer as it stands. */
+  expire(): Promise<T>;
+  /** Aborted when the client goes away: the hold is dropped without an answer. */
+  signal?: AbortSignal;
+}
+
+interface Waiter {
+  seq: number;
+  deadline: number;
+  attempt(): Promise<unknown>;
+  expire(): Promise<unknown>;
+  settle(value: unknown): void;
+  trying: boolean;
+  done: boolean;
+}
+
+export class HeldOpen {
+  /** Ordered by `seq`: the front of the line first. */
+  private readonly waiters: Waiter[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private waking = false;
+  private wakeAgain = false;
+  private closed = false;
+
+  constructor(private readonly opts: HeldOpenOptions) {}
+
+  count(): number {
+    return this.waiters.length;
+  }
+
+  /** Holds one retry open; `undefined` when at the cap (the caller answers at once). */
+  hold<T>(req: HoldRequest<T>): Promise<T> | undefined {
+    if (this.closed || this.waiters.length >= this.opts.max) return undefined;
+    return new Promise<T>((resolve) => {
+      const w: Waiter = {
+        seq: req.seq,
+        deadline: req.deadline,
+        attempt: req.attempt,
+        expire: req.expire,
+        settle: (v) => resolve(v as T),
+        trying: false,
+        done: false,
+      };
+      this.insert(w);
+      req.signal?.addEventListener('abort', () => this.remove(w), { once: true });
+      this.ensureTimer();
+    });
+  }
+
+  /** A slot may have freed: the earliest held waiters try again (coalesced). */
+  wake(): void {
+    if (this.waiters.length === 0) return;
+    if (this.waking) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.waking = true;
+    setImmediate(() => void this.runWake());
+  }
+
+  /** Answers every held request with its busy answer now (shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.all([...this.waiters].map((w) => this.finish(w, w.expire)));
+  }
+
+  private async runWake(): Promise<void> {
+    try {
+      do {
+        this.wakeAgain = false;
+        let tries = Math.max(1, this.opts.freeSlots());
+        // A snapshot: waiters that arrive meanwhile are behind these anyway, or get the next wake.
+        for (const w of [...this.waiters]) {
+          if (tries <= 0) break;
+          if (w.done || w.trying) continue;
+          tries -= 1;
+          w.trying = true;
+          const answer = await w.attempt();
+          w.trying = false;
+          if (answer !== undefined && !w.done) {
+            this.remove(w);
+            w.settle(answer);
+          }
+        }
+      } while (this.wakeAgain && this.waiters.length > 0 && this.opts.freeSlots() > 0);
+    } finally {
+      this.waking = false;
+    }
+  }
+
+  private tick(): void {
+    const now = this.opts.now();
+    for (const w of [...this.waiters]) {
+      if (!w.done && !w.trying && w.deadline <= now) void this.finish(w, w.expire);
+    }
+    if (this.waiters.length === 0) {
+      if (this.timer) clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    if (this.opts.freeSlots() > 0) this.wake();
+  }
+
+  private async finish(w: Waiter, answer: () => Promise<unknown>): Promise<void> {
+    if (w.done) return;
+    this.remove(w);
+    w.settle(await answer());
+  }
+
+  private ensureTimer(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.timer.unref();
+  }
+
+  private insert(w: Waiter): void {
+    let lo = 0;
+    let hi = this.waiters.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.waiters[mid]!.seq <= w.seq) lo = mid + 1;
+      else hi = mid;
+    }
+    this.waiters.splice(lo, 0, w);
+  }
+
+  private remove(w: Waiter): void {
+    w.done = true;
+    const i = this.waiters.indexOf(w);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+}
