@@ -140,7 +140,6 @@ export class HeldOpen {
   private ensureTimer(): void {
     if (this.timer) return;
     this.timer = setInterval(() => this.tick(), this.opts.tickMs);
-    this.timer.unref();
   }
 
   private insert(w: Waiter): void {

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HeldOpen } from '../../src/reception/held-open.js';
+
+/** A held-open registry over a fake clock; `free` is the number of free slots. */
+function registry(opts: { max?: number; free?: () => number } = {}) {
+  let now = 0;
+  const held = new HeldOpen({
+    max: opts.max ?? 100,
+    freeSlots: opts.free ?? (() => 1),
+    now: () => now,
+    tickMs: 5,
+  });
+  return { held, advance: (ms: number) => (now += ms) };
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe('held-open requests', () => {
+  it('answers a held request as soon as its attempt admits it', async () => {
+    const { held } = registry();
+    let admit = false;
+    const answer = held.hold({
+      seq: 1,
+      deadline: 10_000,
+      attempt: async () => (admit ? 'ticket' : undefined),
+      expire: async () => 'busy',
+    });
+    assert.ok(answer);
+    held.wake();
+    await flush();
+    assert.equal(held.count(), 1, 'still busy: still held');
+    admit = true;
+    held.wake();
+    assert.equal(await answer, 'ticket');
+    assert.equal(held.count(), 0);
+  });
+
+  it('tries the earliest in line first, one try per free slot', async () => {
+    const { held } = registry({ free: () => 1 });
+    const tried: number[] = [];
+    const hold = (seq: number) =>
+      held.hold({
+        seq,
+        deadline: 10_000,
+        attempt: async () => {
+          tried.push(seq);
+          return seq === 2 ? 'ticket' : undefined;
+        },
+        expire: async () => 'busy',
+      });
+    const three = hold(3);
+    const two = hold(2);
+    held.wake();
+    assert.equal(await two, 'ticket');
+    assert.deepEqual(tried, [2], 'one free slot: only the earliest tried');
+    await held.close();
+    assert.equal(await three, 'busy');
+  });
+
+  it('answers with the busy answer once the deadline passes', async () => {
+    const { held, advance } = registry({ free: () => 0 });
+    const answer = held.hold({
+      seq: 1,
+      deadline: 1000,
+      attempt: async () => undefined,
+      expire: async () => 'busy after the wait',
+    });
+    advance(1000);
+    assert.equal(await answer, 'busy after the wait');
+  });
+
+  it('refuses past its cap, so the caller answers at once', async () => {
+    const { held } = registry({ max: 1, free: () => 0 });
+    const first = held.hold({
+      seq: 1,
+      deadline: 1e9,
+      attempt: async () => undefined,
+      expire: async () => 'x',
+    });
+    assert.ok(first);
+    const second = held.hold({
+      seq: 2,
+      deadline: 1e9,
+      attempt: async () => undefined,
+      expire: async () => 'y',
+    });
+    assert.equal(second, undefined);
+    await held.close();
+    assert.equal(await first, 'x');
+    assert.equal(
+      held.hold({ seq: 3, deadline: 1e9, attempt: async () => undefined, expire: async () => 'z' }),
+      undefined,
+      'closed: nothing more is held',
+    );
+  });
+
+  it('drops a request whose client went away, without trying it again', async () => {
+    const { held } = registry();
+    const gone = new AbortController();
+    let tries = 0;
+    void held.hold({
+      seq: 1,
+      deadline: 1e9,
+      signal: gone.signal,
+      attempt: async () => {
+        tries += 1;
+        return undefined;
+      },
+      expire: async () => 'busy',
+    });
+    gone.abort();
+    assert.equal(held.count(), 0);
+    held.wake();
+    await flush();
+    assert.equal(tries, 0);
+  });
+});
