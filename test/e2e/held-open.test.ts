@@ -1,0 +1,107 @@
+/**
+ * Admission without delay (CONTRACT §3), end to end: a real reception and one real content server
+ * of capacity 1. Retries sent with `Prefer: wait` are held open and answered with their ticket
+ * the moment a download ends and frees the slot — the earlier waiter first — and a held retry
+ * whose wait runs out gets the busy answer with `Preference-Applied`. Then `line_full`.
+ * Every assertion is about order and outcome, not about time.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type ApiJson, type Cluster, postOrder, startCluster } from './reception-cluster.js';
+
+const ITEM = '/held/app.bin';
+const BYTES = Buffer.alloc(64 * 1024, 7);
+
+async function download(url: string): Promise<number> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200);
+  return (await res.arrayBuffer()).byteLength;
+}
+
+describe('held-open retries (Prefer: wait)', { timeout: 120_000 }, () => {
+  let c: Cluster;
+
+  before(async () => {
+    c = await startCluster({
+      servers: 1,
+      items: { [ITEM]: BYTES },
+      server: () => ({ capacity: 1 }),
+      reception: {
+        rateLimit: null,
+        monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
+        queue: { holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120, maxLength: 3 },
+      },
+    });
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('answers held retries with their tickets as slots free, in line order', async () => {
+    const first = await postOrder(c.pub, { item: ITEM });
+    assert.equal(first.status, 201, JSON.stringify(first.json));
+    const b = await postOrder(c.pub, { item: ITEM });
+    const cc = await postOrder(c.pub, { item: ITEM });
+    assert.equal(b.status, 503);
+    assert.equal(cc.status, 503);
+    assert.ok(b.json.queueToken && cc.json.queueToken);
+
+    const answered: string[] = [];
+    const held = (name: string, token: string) =>
+      postOrder(c.pub, { item: ITEM, queueToken: token }, { prefer: 'wait=25' }).then((r) => {
+        answered.push(name);
+        return r;
+      });
+    // The later waiter asks first: holding open must not change the line's order.
+    const heldC = held('c', cc.json.queueToken);
+    const heldB = held('b', b.json.queueToken);
+    // Both are held open: nothing is answered until a slot frees.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(answered, []);
+
+    assert.equal(await download(first.json.ticket.url), BYTES.length);
+    const gotB = await heldB;
+    assert.equal(gotB.status, 201, JSON.stringify(gotB.json));
+    assert.deepEqual(answered, ['b'], 'the earlier waiter is admitted first; the later one still waits');
+
+    assert.equal(await download(gotB.json.ticket.url), BYTES.length);
+    const gotC = await heldC;
+    assert.equal(gotC.status, 201, JSON.stringify(gotC.json));
+    assert.deepEqual(answered, ['b', 'c']);
+    assert.equal(await download(gotC.json.ticket.url), BYTES.length);
+  });
+
+  it('answers a held retry whose wait runs out with the busy answer and Preference-Applied', async () => {
+    const holder = await postOrder(c.pub, { item: ITEM });
+    assert.equal(holder.status, 201);
+    const w = await postOrder(c.pub, { item: ITEM });
+    assert.equal(w.status, 503);
+    const again = await postOrder(c.pub, { item: ITEM, queueToken: w.json.queueToken }, { prefer: 'wait=1' });
+    assert.equal(again.status, 503);
+    assert.equal(again.headers.get('preference-applied'), 'wait=1');
+    assert.equal(again.json.queueToken, w.json.queueToken, 'it keeps its place');
+    assert.equal(again.json.position, 1);
+    const metrics = await (await fetch(`${c.internal}/metrics`)).text();
+    assert.match(metrics, /rushgate_reception_held_open_requests 0/);
+
+    // Without a token there is no place to hold: a newcomer is answered at once.
+    const newcomer = await postOrder(c.pub, { item: ITEM }, { prefer: 'wait=20' });
+    assert.equal(newcomer.status, 503);
+    assert.equal(newcomer.headers.get('preference-applied'), null);
+    assert.equal(newcomer.json.position, 2);
+  });
+
+  it('refuses a newcomer with line_full once queue.maxLength places are taken', async () => {
+    // Two are in line from the test before; the third place is the last one.
+    const third = await postOrder(c.pub, { item: ITEM });
+    assert.equal(third.status, 503);
+    assert.equal((third.json as ApiJson).position, 3);
+    const fourth = await postOrder(c.pub, { item: ITEM });
+    assert.equal(fourth.status, 503, JSON.stringify(fourth.json));
+    assert.equal(fourth.json.error.code, 'line_full');
+    assert.ok(Number(fourth.headers.get('retry-after')) >= 1);
+    const status = await (await fetch(`${c.internal}/status`)).json();
+    assert.equal((status as { line: { length: number } }).line.length, 3);
+  });
+});
