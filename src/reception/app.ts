@@ -223,6 +223,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
       lastAllocation: desk.lastAllocation() ?? null,
       queue: {
         length: line.length(),
+        heldOpen: desk.heldOpen(),
         estimatedWaitSeconds: line.lastEstimate(),
         calibration: line.calibration(),
         admissionRate: line.admissionRate(),

@@ -102,6 +102,6 @@ describe('held-open retries (Prefer: wait)', { timeout: 120_000 }, () => {
     assert.equal(fourth.json.error.code, 'line_full');
     assert.ok(Number(fourth.headers.get('retry-after')) >= 1);
     const status = await (await fetch(`${c.internal}/status`)).json();
-    assert.equal((status as { line: { length: number } }).line.length, 3);
+    assert.equal((status as { queue: { length: number } }).queue.length, 3);
   });
 });
