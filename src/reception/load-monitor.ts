@@ -12,7 +12,7 @@ import type { LoadReport } from '../protocol/internal.js';
 import type { Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import type { ServerSnapshot } from './allocator.js';
+import { freeSlotsOf, type ServerSnapshot } from './allocator.js';
 import type { InternalClient } from './internal-client.js';
 import { buildItemIndex, catalogMap, type ItemCopy, type ItemIndex } from './item-index.js';
 import { type Verdict, verdict } from './lost-tickets.js';
@@ -249,6 +249,30 @@ export function buildLoadMonitor(deps: {
 
   const usable = (s: ServerState) => isUsable(s.health) && !(s.report?.draining ?? false);
 
+  /** One server as the allocator sees it: the allocator's rules decide load and room from this. */
+  const snapshotOf = (
+    s: ServerState,
+    now: number,
+    holdsItem: boolean,
+    itemExclusion: string | undefined,
+    held: number,
+  ): ServerSnapshot => ({
+    id: s.config.id,
+    status: s.health.status,
+    suspect: s.health.suspect,
+    draining: s.report?.draining ?? false,
+    holdsItem,
+    itemExclusion,
+    capacity: effectiveCapacity(s.config.capacity, s.health, now, rules),
+    configuredCapacity: s.config.capacity,
+    outstanding: ledger.outstanding(s.config.id),
+    untracked: s.untracked,
+    held,
+    rssBytes: s.report?.rssBytes ?? null,
+    memoryLimitBytes: memoryLimitOf(s),
+    distance: monitor.distanceOf(s),
+  });
+
   const monitor: LoadMonitor = {
     start() {
       if (running) return;
@@ -279,41 +303,27 @@ export function buildLoadMonitor(deps: {
       });
     },
     freeSlots() {
+      // The allocator's rule (freeSlotsOf), so the line and the allocator never disagree on room.
       const now = clock.now();
       const free = new Map<string, number>();
       for (const s of states.values()) {
         if (!usable(s)) continue;
-        const cap = effectiveCapacity(s.config.capacity, s.health, now, rules);
-        const memoryFull = memoryShare(s) >= 1;
-        free.set(
-          s.config.id,
-          memoryFull ? 0 : Math.max(0, cap - ledger.outstanding(s.config.id) - s.untracked),
-        );
+        free.set(s.config.id, freeSlotsOf(snapshotOf(s, now, false, undefined, 0)));
       }
       return free;
     },
     snapshots(item, heldAhead) {
       const now = clock.now();
       const holders = new Set(index.holders(item));
-      return [...states.values()].map((s) => {
-        const memoryLimit = memoryLimitOf(s);
-        return {
-          id: s.config.id,
-          status: s.health.status,
-          suspect: s.health.suspect,
-          draining: s.report?.draining ?? false,
-          holdsItem: holders.has(s.config.id),
-          itemExclusion: index.exclusion(item, s.config.id),
-          capacity: effectiveCapacity(s.config.capacity, s.health, now, rules),
-          configuredCapacity: s.config.capacity,
-          outstanding: ledger.outstanding(s.config.id),
-          untracked: s.untracked,
-          held: heldAhead.get(s.config.id) ?? 0,
-          rssBytes: s.report?.rssBytes ?? null,
-          memoryLimitBytes: memoryLimit,
-          distance: monitor.distanceOf(s),
-        };
-      });
+      return [...states.values()].map((s) =>
+        snapshotOf(
+          s,
+          now,
+          holders.has(s.config.id),
+          index.exclusion(item, s.config.id),
+          heldAhead.get(s.config.id) ?? 0,
+        ),
+      );
     },
     capacityOf(serverId) {
       const s = states.get(serverId);
@@ -352,10 +362,4 @@ export function buildLoadMonitor(deps: {
 function memoryLimitOf(s: ServerState): number | null {
   if (s.config.memoryLimitMb !== null) return s.config.memoryLimitMb * 1024 * 1024;
   return s.report?.memoryLimitBytes ?? null;
-}
-
-function memoryShare(s: ServerState): number {
-  const limit = memoryLimitOf(s);
-  if (limit === null || limit <= 0 || !s.report) return 0;
-  return s.report.rssBytes / limit;
 }
