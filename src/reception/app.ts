@@ -255,7 +255,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
   async function housekeeping(): Promise<void> {
     const now = clock.now();
     try {
-      for (const t of await store.lapseUnclaimed(now)) ledger.released(t.id, t.server, now);
+      ledger.apply({ kind: 'ended', tickets: await store.lapseUnclaimed(now), at: now, completion: true });
       if (now - lastLine >= LINE_MS) {
         lastLine = now;
         ledger.tick(now);

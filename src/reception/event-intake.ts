@@ -52,9 +52,10 @@ export function buildEventIntake(deps: {
         applied += 1;
         metrics.events.inc({ type: e.type });
         if (e.type === 'started' && (ticket.status === 'downloading' || ticket.status === 'issued')) {
-          ledger.started(ticket.id, ticket.server, at);
+          ledger.apply({ kind: 'started', ticket, at });
         }
-        if (result.freedSlot) ledger.released(ticket.id, ticket.server, now, e.at);
+        if (result.freedSlot)
+          ledger.apply({ kind: 'ended', tickets: [ticket], at: now, serverAt: e.at, completion: true });
         if (e.type === 'abandoned' && e.delivered < e.size) monitor.transferFailed(ticket.server);
       }
       return applied;

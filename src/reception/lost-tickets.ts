@@ -73,7 +73,7 @@ export function buildLostTickets(deps: {
         const t = await store.endTicket(id, 'lapsed', at);
         if (!t) continue;
         // `at` as the server-side time too: a report made before this must not count it as in use.
-        ledger.released(t.id, t.server, at, at, false);
+        ledger.apply({ kind: 'ended', tickets: [t], at, serverAt: at, completion: false });
         ended++;
       }
       if (ended > 0 || why === 'restarted')

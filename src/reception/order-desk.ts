@@ -224,9 +224,8 @@ export function buildOrderDesk(deps: {
       }
       if (result.kind === 'ticket_limit') return { code: 'ticket_limit_reached' };
       if (result.kind === 'unknown_order') return { code: 'unknown_order' };
-      ledger.reserved(result.ticket);
       // The store lapsed the order's earlier outstanding tickets in the same step.
-      for (const t of result.lapsed) ledger.released(t.id, t.server, now);
+      ledger.apply({ kind: 'reserved', ticket: result.ticket, lapsed: result.lapsed, at: now });
       if (strict) {
         try {
           await dispatcher.notify(serverId, notice);
@@ -238,8 +237,13 @@ export function buildOrderDesk(deps: {
             'ticket notice failed; trying the next server',
           );
           monitor.noticeFailed(serverId, reason);
-          await store.endTicket(result.ticket.id, 'failed', clock.now());
-          ledger.released(result.ticket.id, serverId, clock.now(), undefined, false);
+          const failed = await store.endTicket(result.ticket.id, 'failed', clock.now());
+          ledger.apply({
+            kind: 'ended',
+            tickets: failed ? [failed] : [],
+            at: clock.now(),
+            completion: false,
+          });
           continue;
         }
       }
@@ -542,7 +546,7 @@ export function buildOrderDesk(deps: {
         until = Math.max(until, Math.ceil(t.expiresAt / 1000));
         if (t.expiresAt > now && t.status !== 'revoked') revokedTickets += 1;
         const ended = await store.endTicket(t.id, 'revoked', now);
-        if (ended) ledger.released(ended.id, ended.server, now, undefined, false);
+        ledger.apply({ kind: 'ended', tickets: ended ? [ended] : [], at: now, completion: false });
       }
       const revocation: Revocation = {
         kind: 'order',

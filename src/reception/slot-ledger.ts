@@ -6,8 +6,28 @@
  * from it every monitor interval; in between it follows this reception's own reservations and
  * the transfer events it receives, so allocation needs no store round trip to rank servers.
  */
+import type { TicketRecord } from '../store/index.js';
 import type { InFlight } from './wait-estimator.js';
 import { nextRate } from './wait-estimator.js';
+
+/**
+ * What the store just did to slots, as the mirror must follow it. Every path that changes a slot
+ * in the store — a reservation (with the tickets it lapsed), a transfer event, a lapse, a failed
+ * notice, a revocation, a lost server — hands its result to `apply`, the one place that updates
+ * this mirror.
+ */
+export type SlotChange =
+  | { kind: 'reserved'; ticket: TicketRecord; lapsed: readonly TicketRecord[]; at: number }
+  | { kind: 'started'; ticket: TicketRecord; at: number }
+  | {
+      kind: 'ended';
+      tickets: readonly TicketRecord[];
+      at: number;
+      /** The content server's clock when it happened (transfer events, lost servers). */
+      serverAt?: number;
+      /** False for tickets that never really held a slot in use (a failed notice, a revocation). */
+      completion: boolean;
+    };
 
 interface Known {
   server: string;
@@ -62,6 +82,22 @@ export class SlotLedger {
     let n = 0;
     for (const s of this.byServer.values()) n += s.size;
     return n;
+  }
+
+  apply(change: SlotChange): void {
+    switch (change.kind) {
+      case 'reserved':
+        this.reserved(change.ticket);
+        for (const t of change.lapsed) this.released(t.id, t.server, change.at);
+        return;
+      case 'started':
+        this.started(change.ticket.id, change.ticket.server, change.at);
+        return;
+      case 'ended':
+        for (const t of change.tickets)
+          this.released(t.id, t.server, change.at, change.serverAt, change.completion);
+        return;
+    }
   }
 
   reserved(ticket: { id: string; server: string; issuedAt: number }): void {
