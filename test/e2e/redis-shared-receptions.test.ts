@@ -9,7 +9,8 @@
  * through the store. The story: an order made at 1 is read, given a fresh ticket and revoked at
  * 2; a download reported to 1 frees a slot that 2 holds for the client that queued first (at 1)
  * and refuses to a newcomer; a client busy at 2 is admitted there after a download reported to 1,
- * and the newcomer at 1 after a download reported to 2; a burst of 4×N orders split across both
+ * and the newcomer at 1 after a download reported to 2; a retry held open (`Prefer: wait`) at 2
+ * is answered with its ticket when a download reported to 1 frees a slot; a burst of 4×N orders split across both
  * gets exactly N tickets and one line of 3×N places. When Redis is unreachable the suite FAILS
  * with "Redis unreachable at <url>" (CONTRACT §1), and so does a reception pointed at it.
  */
@@ -424,6 +425,56 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
     await revoke(r1, w1in.json.orderId);
     await revoke(r2, w2in.json.orderId);
     await revoke(r1, newcomerIn.json.orderId);
+  });
+
+  it('answers a retry held open at reception 2 when a download reported to reception 1 frees a slot', async () => {
+    await waitUntil(
+      async () => (await freeAt(r1)) === N && (await freeAt(r2)) === N,
+      20_000,
+      'both receptions to see every slot free',
+    );
+    const fills: ApiJson[] = [];
+    for (const rec of [r1, r2, r1]) {
+      const r = await postOrder(rec.pub, { item: ITEM });
+      assert.equal(r.status, 201, `fill at reception ${rec.name}: ${JSON.stringify(r.json)}`);
+      fills.push(r.json);
+    }
+    const on = (server: string) => fills.find((f) => f.ticket.server === server)!;
+    await waitUntil(
+      async () => (await freeAt(r1)) === 0 && (await freeAt(r2)) === 0,
+      20_000,
+      'both receptions to see every slot taken',
+    );
+    const w = await postOrder(r1.pub, { item: ITEM });
+    assert.equal(w.status, 503);
+    let answered = false;
+    const held = postOrder(r2.pub, { item: ITEM, queueToken: w.json.queueToken }, { prefer: 'wait=25' }).then(
+      (r) => {
+        answered = true;
+        return r;
+      },
+    );
+    await waitUntil(
+      async () =>
+        /rushgate_reception_held_open_requests 1/.test(await (await fetch(`${r2.internal}/metrics`)).text()),
+      20_000,
+      'reception 2 to hold the retry open',
+    );
+    assert.equal(answered, false, 'no slot is free: the retry stays open');
+
+    // Reported to reception 1 only; the client holding its retry open at 2 gets the slot.
+    await download(on('a').ticket.url);
+    const got = await held;
+    assert.equal(got.status, 201, JSON.stringify(got.json));
+    assert.equal(got.json.ticket.server, 'a');
+    assert.equal(
+      got.headers.get('preference-applied'),
+      null,
+      'answered by admission, not by its wait running out',
+    );
+
+    for (const orderId of [got.json.orderId, on('b').orderId, on(REPORTS_TO_2).orderId])
+      await revoke(r1, orderId);
   });
 
   it(`gives exactly N tickets to a burst of 4×N orders split across both receptions`, async () => {
