@@ -2,7 +2,7 @@
  * Store throughput, every backend side by side in one run: orders created per second (the
  * durable step before a `201`), reserve+fulfil cycles per second (one allocation and one
  * transfer report), and the hot reads the allocator makes on every order (`outstanding()`,
- * `line()` with 1000 waiting). For sqlite it also measures the question of group commit: one
+ * `lineFront(10)` with 1000 waiting; bench/line.ts measures the line as it grows). For sqlite it also measures the question of group commit: one
  * transaction per order versus 100 orders per transaction on the same schema. Redis runs when
  * reachable at REDIS_URL (default redis://127.0.0.1:6379), under a random key prefix it deletes.
  * Run with `node --import tsx bench/store.ts`, or import `runStoreBench()`. Numbers only.
@@ -77,9 +77,9 @@ async function benchStore(name: string, store: Store): Promise<void> {
   };
   const cycles = await measure(cycle, 10);
   for (let i = 0; i < 1000; i++)
-    await store.joinLine({ token: `${run}-q${i}`, now: t0, firstEstimateSeconds: 1 });
+    await store.joinLine({ token: `${run}-q${i}`, now: t0, firstEstimateSeconds: 1 }, 1_000_000);
   const outstanding = await measure(() => store.outstanding());
-  const line = await measure(() => store.line());
+  const line = await measure(() => store.lineFront(10));
   console.log(
     `${name.padEnd(8)} createOrder/s ${fmt(created)} (×50 concurrent ${fmt(createdConcurrent)})` +
       `   order+reserve+fulfil/s ${fmt(cycles)}   outstanding()/s ${fmt(outstanding)}   line(1000)/s ${fmt(line)}`,

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import type { ReserveLimits, Store, TicketRecord } from '../src/store/index.js';
+import type { LineEntry, ReserveLimits, Store, TicketRecord } from '../src/store/index.js';
 
 export interface StoreUnderTest {
   store: Store;
@@ -75,6 +75,20 @@ async function reserve(
 
 function event(ticketId: string, type: 'started' | 'fulfilled' | 'abandoned', delivered = 0, at = T0 + 1000) {
   return { eventId: uid('e'), ticketId, type, delivered, at };
+}
+
+/** A line with room for everyone in these tests. */
+const LONG = 1_000_000;
+
+async function join(store: Store, token: string, now = T0, firstEstimateSeconds = 1): Promise<LineEntry> {
+  const r = await store.joinLine({ token, now, firstEstimateSeconds }, LONG);
+  assert.equal(r.kind, 'joined', `${token} should join`);
+  if (r.kind !== 'joined') throw new Error('unreachable');
+  return r.entry;
+}
+
+async function tokensInFront(store: Store, limit = 10): Promise<string[]> {
+  return (await store.lineFront(limit)).map((e) => e.token);
 }
 
 async function countOn(store: Store, server: string): Promise<number> {
@@ -623,8 +637,9 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
     });
 
     withStore('waiting line: join, touch, hold, leave, earliest first', async ({ store }) => {
-      assert.deepEqual(await store.line(), []);
-      const a = await store.joinLine({ token: 'qa', now: T0, firstEstimateSeconds: 12 });
+      assert.deepEqual(await store.lineFront(10), []);
+      assert.equal(await store.lineLength(), 0);
+      const a = await join(store, 'qa', T0, 12);
       assert.deepEqual(a, {
         token: 'qa',
         seq: a.seq,
@@ -632,42 +647,193 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
         lastSeenAt: T0,
         firstEstimateSeconds: 12,
       });
-      const b = await store.joinLine({ token: 'qb', now: T0 + 1, firstEstimateSeconds: 20 });
-      const c = await store.joinLine({ token: 'qc', now: T0 + 2, firstEstimateSeconds: 30 });
+      const b = await join(store, 'qb', T0 + 1, 20);
+      const c = await join(store, 'qc', T0 + 2, 30);
       assert.ok(a.seq < b.seq && b.seq < c.seq, 'seq strictly increasing');
-      assert.deepEqual(
-        (await store.line()).map((e) => e.token),
-        ['qa', 'qb', 'qc'],
-      );
-      const again = await store.joinLine({ token: 'qa', now: T0 + 50, firstEstimateSeconds: 99 });
-      assert.equal(again.seq, a.seq, 'joining twice keeps the place');
-      assert.equal((await store.line()).length, 3);
+      assert.deepEqual(await tokensInFront(store), ['qa', 'qb', 'qc']);
+      const again = await store.joinLine({ token: 'qa', now: T0 + 50, firstEstimateSeconds: 99 }, LONG);
+      assert.deepEqual(again, { kind: 'joined', entry: a, position: 1 }, 'joining twice keeps the place');
+      assert.equal(await store.lineLength(), 3);
 
       const touched = await store.touchLine('qb', T0 + 100);
-      assert.equal(touched?.lastSeenAt, T0 + 100);
-      assert.equal(touched?.joinedAt, T0 + 1);
+      assert.deepEqual(touched, { entry: { ...b, lastSeenAt: T0 + 100 }, position: 2 });
       assert.equal(await store.touchLine('nobody', T0), undefined);
 
       await store.setHeld('qa', T0 + 200);
-      assert.equal((await store.line())[0]?.heldSince, T0 + 200);
-      assert.equal((await store.touchLine('qa', T0 + 201))?.heldSince, T0 + 200);
+      assert.equal((await store.lineFront(1))[0]?.heldSince, T0 + 200);
+      assert.equal((await store.touchLine('qa', T0 + 201))?.entry.heldSince, T0 + 200);
       await store.setHeld('qa', undefined);
-      assert.equal('heldSince' in ((await store.line())[0] ?? {}), false);
+      assert.equal('heldSince' in ((await store.lineFront(1))[0] ?? {}), false);
+      assert.equal('heldSince' in ((await store.findInLine('qa'))?.entry ?? {}), false);
       await store.setHeld('nobody', T0); // no-op, no throw
+      assert.equal(await store.findInLine('nobody'), undefined);
 
       const left = await store.leaveLine('qa');
       assert.equal(left?.token, 'qa');
       assert.equal(await store.leaveLine('qa'), undefined);
-      const d = await store.joinLine({ token: 'qd', now: T0 + 300, firstEstimateSeconds: 5 });
+      assert.equal(await store.findInLine('qa'), undefined);
+      const d = await join(store, 'qd', T0 + 300, 5);
       assert.ok(d.seq > c.seq);
-      const rejoin = await store.joinLine({ token: 'qa', now: T0 + 301, firstEstimateSeconds: 5 });
-      assert.ok(rejoin.seq > d.seq, 'a token that left joins at the end');
-      const lineNow = await store.line();
+      const rejoin = await store.joinLine({ token: 'qa', now: T0 + 301, firstEstimateSeconds: 5 }, LONG);
+      assert.equal(rejoin.kind, 'joined');
+      if (rejoin.kind !== 'joined') return;
+      assert.ok(rejoin.entry.seq > d.seq, 'a token that left joins at the end');
+      assert.equal(rejoin.position, 4);
+      const front = await store.lineFront(10);
       assert.deepEqual(
-        lineNow.map((e) => e.token),
+        front.map((e) => e.token),
         ['qb', 'qc', 'qd', 'qa'],
       );
-      assert.deepEqual(lineNow[0], { ...b, lastSeenAt: T0 + 100 });
+      assert.deepEqual(front[0], { ...b, lastSeenAt: T0 + 100 });
+    });
+
+    withStore('waiting line: positions are ranks after joins, leaves and sweeps', async ({ store }) => {
+      const tokens = Array.from({ length: 30 }, (_, i) => `p${i}`);
+      for (const [i, token] of tokens.entries()) {
+        const r = await store.joinLine({ token, now: T0 + i, firstEstimateSeconds: 1 }, LONG);
+        assert.equal(r.kind, 'joined');
+        if (r.kind === 'joined') assert.equal(r.position, i + 1, 'a newcomer is last');
+      }
+      // Leaves from the front, the middle and the back.
+      for (const token of ['p0', 'p7', 'p8', 'p15', 'p29']) assert.ok(await store.leaveLine(token));
+      let expected = tokens.filter((t) => !['p0', 'p7', 'p8', 'p15', 'p29'].includes(t));
+      const check = async () => {
+        assert.equal(await store.lineLength(), expected.length);
+        assert.deepEqual(await tokensInFront(store, 100), expected);
+        for (const [i, token] of expected.entries()) {
+          assert.equal((await store.findInLine(token))?.position, i + 1, `${token} at ${i + 1}`);
+        }
+      };
+      await check();
+      // Everyone but p3, p10, p20 polls; those three are swept (p20 never polled since joining).
+      for (const token of expected) {
+        if (!['p3', 'p10', 'p20'].includes(token)) await store.touchLine(token, T0 + 1000);
+      }
+      const swept = await store.sweepLine(T0 + 500, 100);
+      assert.deepEqual(
+        swept.map((e) => e.token),
+        ['p3', 'p10', 'p20'],
+      );
+      expected = expected.filter((t) => !['p3', 'p10', 'p20'].includes(t));
+      await check();
+      const late = await store.joinLine({ token: 'late', now: T0 + 2000, firstEstimateSeconds: 1 }, LONG);
+      assert.equal(late.kind === 'joined' && late.position, expected.length + 1);
+      expected.push('late');
+      await check();
+    });
+
+    withStore('waiting line: lineFront gives the first `limit`, earliest first', async ({ store }) => {
+      for (let i = 0; i < 12; i++) await join(store, `f${i}`, T0 + i);
+      await store.leaveLine('f1');
+      await store.leaveLine('f2');
+      assert.deepEqual(await tokensInFront(store, 3), ['f0', 'f3', 'f4']);
+      assert.deepEqual(await tokensInFront(store, 1), ['f0']);
+      assert.deepEqual(await tokensInFront(store, 0), []);
+      assert.equal((await store.lineFront(100)).length, 10);
+      const front = await store.lineFront(100);
+      assert.ok(
+        front.every((e, i) => i === 0 || e.seq > front[i - 1]!.seq),
+        'in seq order',
+      );
+    });
+
+    withStore('waiting line: maxLength is enforced, and frees up as waiters leave', async ({ store }) => {
+      for (let i = 0; i < 3; i++) {
+        const r = await store.joinLine({ token: `m${i}`, now: T0, firstEstimateSeconds: 1 }, 3);
+        assert.equal(r.kind, 'joined');
+      }
+      assert.deepEqual(await store.joinLine({ token: 'm3', now: T0, firstEstimateSeconds: 1 }, 3), {
+        kind: 'full',
+        length: 3,
+      });
+      assert.equal(await store.findInLine('m3'), undefined, 'a refused join adds nothing');
+      assert.equal(await store.lineLength(), 3);
+      // One already in line is not refused: it keeps its place.
+      const again = await store.joinLine({ token: 'm1', now: T0 + 1, firstEstimateSeconds: 1 }, 3);
+      assert.equal(again.kind === 'joined' && again.position, 2);
+      await store.leaveLine('m0');
+      const r = await store.joinLine({ token: 'm3', now: T0 + 2, firstEstimateSeconds: 1 }, 3);
+      assert.equal(r.kind === 'joined' && r.position, 3);
+      assert.equal((await store.joinLine({ token: 'm4', now: T0, firstEstimateSeconds: 1 }, 3)).kind, 'full');
+    });
+
+    withStore(
+      'waiting line: touch moves an entry back in the sweep order; find does not',
+      async ({ store }) => {
+        await join(store, 's1', T0);
+        await join(store, 's2', T0 + 10);
+        await join(store, 's3', T0 + 20);
+        await join(store, 's4', T0 + 30);
+        // findInLine does not count as seen: s1 stays the least recently seen.
+        const found = await store.findInLine('s1');
+        assert.equal(found?.entry.lastSeenAt, T0);
+        assert.equal(found?.position, 1);
+        const touched = await store.touchLine('s2', T0 + 100);
+        assert.equal(touched?.entry.lastSeenAt, T0 + 100);
+        assert.equal((await store.findInLine('s2'))?.entry.lastSeenAt, T0 + 100);
+        await store.touchLine('s1', T0 + 50);
+        // Nothing is last seen before T0: a sweep there removes nothing.
+        assert.deepEqual(await store.sweepLine(T0, 10), []);
+        // Strictly before: s3 (T0 + 20) goes at T0 + 21, not at T0 + 20.
+        assert.deepEqual(
+          (await store.sweepLine(T0 + 20, 10)).map((e) => e.token),
+          [],
+        );
+        // Least recently seen first, at most `limit` at a time.
+        const first = await store.sweepLine(T0 + 1000, 2);
+        assert.deepEqual(
+          first.map((e) => [e.token, e.lastSeenAt]),
+          [
+            ['s3', T0 + 20],
+            ['s4', T0 + 30],
+          ],
+        );
+        assert.deepEqual(
+          (await store.sweepLine(T0 + 1000, 1)).map((e) => e.token),
+          ['s1'],
+        );
+        assert.deepEqual(await tokensInFront(store), ['s2']);
+        assert.equal((await store.findInLine('s2'))?.position, 1);
+        assert.deepEqual(
+          (await store.sweepLine(T0 + 1000, 10)).map((e) => e.token),
+          ['s2'],
+        );
+        assert.equal(await store.lineLength(), 0);
+        assert.deepEqual(await store.sweepLine(T0 + 1000, 10), [], 'nothing twice');
+        // A swept token can join again, at the end.
+        assert.equal(await store.touchLine('s1', T0 + 2000), undefined);
+        assert.equal((await join(store, 's1', T0 + 2000)).token, 's1');
+      },
+    );
+
+    withStore('reserveTicket names the tickets it lapsed', async ({ store }) => {
+      const order = await newOrder(store);
+      const first = await store.reserveTicket(ticketFor(order.id, 'a'), ROOMY);
+      assert.equal(first.kind, 'reserved');
+      if (first.kind !== 'reserved') return;
+      assert.deepEqual(first.lapsed, [], 'nothing outstanding before');
+      const t1 = first.ticket;
+      const t2 = await reserve(store, order.id, 'b', ROOMY, T0 + 10);
+      await store.applyTransferEvent(event(t2.id, 'started', 5, T0 + 20));
+      // t1 lapsed when t2 came; only t2 (downloading) is outstanding now.
+      const third = await store.reserveTicket(ticketFor(order.id, 'c', T0 + 30), ROOMY);
+      assert.equal(third.kind, 'reserved');
+      if (third.kind !== 'reserved') return;
+      assert.deepEqual(third.lapsed, [
+        { ...t2, status: 'lapsed', startedAt: T0 + 20, delivered: 5, finishedAt: T0 + 30 },
+      ]);
+      assert.deepEqual(
+        third.order.tickets.map((t) => [t.id, t.status]),
+        [
+          [t1.id, 'lapsed'],
+          [t2.id, 'lapsed'],
+          [third.ticket.id, 'issued'],
+        ],
+      );
+      // A fulfilled order's fresh ticket lapses nothing that was already final.
+      await store.applyTransferEvent(event(third.ticket.id, 'fulfilled', 9, T0 + 40));
+      const fourth = await store.reserveTicket(ticketFor(order.id, 'a', T0 + 50), ROOMY);
+      assert.equal(fourth.kind === 'reserved' && fourth.lapsed.length, 0);
     });
 
     test('survives close and reopen', { timeout: 60_000 }, async (t) => {
@@ -687,10 +853,12 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
         const fulfilled = await newOrder(store1);
         const t3 = await reserve(store1, fulfilled.id, 'b');
         await store1.applyTransferEvent(event(t3.id, 'fulfilled', 9));
-        const q1 = await store1.joinLine({ token: 'q1', now: T0, firstEstimateSeconds: 3 });
-        const q2 = await store1.joinLine({ token: 'q2', now: T0, firstEstimateSeconds: 4 });
+        const q1 = await join(store1, 'q1', T0, 3);
+        const q2 = await join(store1, 'q2', T0, 4);
+        const q0 = await join(store1, 'q0', T0 + 1, 4);
         await store1.setHeld('q1', T0 + 5);
         await store1.leaveLine('q2');
+        await store1.touchLine('q1', T0 + 9);
         const before = await store1.getOrder(kept.id);
         await store1.close();
 
@@ -714,10 +882,17 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
         const out = await store2.outstanding();
         assert.deepEqual([...(out.get('a') ?? [])], [t1.id]);
         assert.deepEqual([...(out.get('b') ?? [])], [t2.id]);
-        const line = await store2.line();
-        assert.deepEqual(line, [{ ...q1, heldSince: T0 + 5 }]);
-        const q3 = await store2.joinLine({ token: 'q3', now: T0, firstEstimateSeconds: 1 });
+        assert.deepEqual(await store2.lineFront(10), [{ ...q1, heldSince: T0 + 5, lastSeenAt: T0 + 9 }, q0]);
+        assert.equal((await store2.findInLine('q0'))?.position, 2);
+        const q3 = await join(store2, 'q3', T0 + 20, 1);
         assert.ok(q3.seq > q2.seq, 'seq keeps increasing across a reopen');
+        assert.equal((await store2.findInLine('q3'))?.position, 3);
+        // The sweep order survives too: q0 (last seen T0 + 1) before q1 (T0 + 9).
+        assert.deepEqual(
+          (await store2.sweepLine(T0 + 10, 10)).map((e) => e.token),
+          ['q0', 'q1'],
+        );
+        assert.equal((await store2.findInLine('q3'))?.position, 1);
         assert.deepEqual(
           (await store2.lapseUnclaimed(t2.claimBy)).map((t) => t.id),
           [t2.id],

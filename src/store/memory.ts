@@ -6,6 +6,7 @@
  */
 
 import { ActivityQueue } from './activity-queue.js';
+import { LineIndex } from './line-index.js';
 import {
   applyEvent,
   copyTicket,
@@ -52,7 +53,8 @@ export function createMemoryStore(): Store {
   /** event id → `at`; insertion order is arrival order, so pruning walks from the front. */
   const seenEvents = new Map<string, number>();
   let latestEventAt = Number.NEGATIVE_INFINITY;
-  const waiting = new Map<string, LineEntry>();
+  /** The waiting line: ranks, front and sweeps in O(log N) (line-index.ts). */
+  const waiting = new LineIndex();
   let lastSeq = 0;
   /** Retention's index: every order by a lower bound of its last activity. */
   const activity = new ActivityQueue();
@@ -155,13 +157,17 @@ export function createMemoryStore(): Store {
       const verdict = reserveVerdict(order, input.server, onServer?.size ?? 0, limits);
       if (verdict !== 'ok') return { kind: verdict };
       if (orderOfTicket.has(input.id)) throw new Error(`ticket id ${input.id} already exists`);
-      for (let i = 0; i < order.tickets.length; i++) endOutstanding(order, i, 'lapsed', input.issuedAt);
+      const lapsed: TicketRecord[] = [];
+      for (let i = 0; i < order.tickets.length; i++) {
+        const ended = endOutstanding(order, i, 'lapsed', input.issuedAt);
+        if (ended) lapsed.push(copyTicket(ended));
+      }
       const ticket = newTicket(input);
       order.tickets.push(ticket);
       order.status = orderStatusOf(order.tickets);
       orderOfTicket.set(ticket.id, order.id);
       hold(ticket);
-      return { kind: 'reserved', order: copyOrder(order), ticket: copyTicket(ticket) };
+      return { kind: 'reserved', order: copyOrder(order), ticket: copyTicket(ticket), lapsed };
     },
 
     async endTicket(ticketId, status, at) {
@@ -214,10 +220,11 @@ export function createMemoryStore(): Store {
       return orders.get(orderId)?.tickets.map(copyTicket) ?? [];
     },
 
-    async joinLine({ token, now, firstEstimateSeconds }) {
+    async joinLine({ token, now, firstEstimateSeconds }, maxLength) {
       // A token already in line keeps its place: joining twice must not push it back or duplicate it.
       const present = waiting.get(token);
-      if (present) return { ...present };
+      if (present) return { kind: 'joined', entry: present, position: waiting.position(token)! };
+      if (waiting.size >= maxLength) return { kind: 'full', length: waiting.size };
       const entry: LineEntry = {
         token,
         seq: ++lastSeq,
@@ -225,34 +232,40 @@ export function createMemoryStore(): Store {
         lastSeenAt: now,
         firstEstimateSeconds,
       };
-      waiting.set(token, entry);
-      return { ...entry };
+      const position = waiting.add(entry);
+      return { kind: 'joined', entry: { ...entry }, position };
     },
 
     async touchLine(token, now) {
+      const entry = waiting.touch(token, now);
+      return entry ? { entry, position: waiting.position(token)! } : undefined;
+    },
+
+    async findInLine(token) {
       const entry = waiting.get(token);
-      if (!entry) return undefined;
-      entry.lastSeenAt = now;
-      return { ...entry };
+      return entry ? { entry, position: waiting.position(token)! } : undefined;
     },
 
     async setHeld(token, heldSince) {
-      const entry = waiting.get(token);
-      if (!entry) return;
-      if (heldSince === undefined) delete entry.heldSince;
-      else entry.heldSince = heldSince;
+      waiting.setHeld(token, heldSince);
     },
 
     async leaveLine(token) {
-      const entry = waiting.get(token);
-      if (!entry) return undefined;
-      waiting.delete(token);
-      return { ...entry };
+      return waiting.remove(token);
     },
 
-    async line() {
-      // Entries are only ever appended with a growing seq, so insertion order is line order.
-      return [...waiting.values()].map((e) => ({ ...e }));
+    async lineFront(limit) {
+      return waiting.front(limit);
+    },
+
+    async lineLength() {
+      return waiting.size;
+    },
+
+    async sweepLine(seenBefore, limit) {
+      const gone = waiting.stale(seenBefore, limit);
+      for (const e of gone) waiting.remove(e.token);
+      return gone;
     },
 
     async ordersOfPurchase(p) {

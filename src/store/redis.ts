@@ -6,7 +6,9 @@
  * receptions: a slot checked free and then taken cannot be taken by another reception between
  * the two. The scripts mirror src/store/rules.ts; `lua/_shared.lua` describes the key layout.
  *
- * Hot reads are cheap: `outstanding()` reads one set per server, `line()` one hash (HVALS). Durability is Redis's own (configure AOF with `appendfsync everysec` or stricter for a
+ * Hot reads are cheap: `outstanding()` reads one set per server. The waiting line is two sorted
+ * sets and a hash (`lua/_shared.lua`): a position is a ZRANK, the front a ZRANGE, a sweep a
+ * ZRANGEBYSCORE over last-seen times, so no operation reads the whole line. Durability is Redis's own (configure AOF with `appendfsync everysec` or stricter for a
  * store that outlives a Redis restart). Applied event ids are kept one hour (Redis TTL);
  * idempotency keys for their TTL. Orders are purged `reception.retention` after their last
  * activity (`purgeInactive`, an incremental sweep over the `activity` sorted set).
@@ -27,8 +29,10 @@ import { EVENT_ID_RETENTION_MS, newOrder, newTicket, purchaseKey } from './rules
 import type {
   AppliedEvent,
   CreateOrderResult,
+  JoinResult,
   LineEntry,
   OrderRecord,
+  PlaceInLine,
   ReserveResult,
   Store,
   TicketRecord,
@@ -44,13 +48,19 @@ const SCRIPTS = [
   'apply_transfer_event',
   'lapse_unclaimed',
   'outstanding',
-  'join_line',
-  'touch_line',
-  'set_held',
-  'leave_line',
 ] as const;
 /** Scripts that take their keys in KEYS (the count is the first argument of each call). */
-const KEYED_SCRIPTS = ['purge_orders'] as const;
+const KEYED_SCRIPTS = [
+  'purge_orders',
+  'join_line',
+  'touch_line',
+  'find_in_line',
+  'set_held',
+  'leave_line',
+  'line_front',
+  'sweep_line',
+  'migrate_line',
+] as const;
 type KeyedScriptName = (typeof KEYED_SCRIPTS)[number];
 type ScriptName = (typeof SCRIPTS)[number];
 
@@ -235,26 +245,40 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
 
   type Arg = string | number;
   /** Scripts that only read (the rest write, and wait for a durable Redis under ?fsync=always). */
-  const READ_ONLY: ReadonlySet<ScriptName> = new Set(['outstanding']);
+  const READ_ONLY: ReadonlySet<ScriptName | KeyedScriptName> = new Set([
+    'outstanding',
+    'find_in_line',
+    'line_front',
+  ]);
+  const notDurable = () =>
+    Promise.reject(new RushgateError('store_unavailable', 'Redis is not known to fsync every write'));
   const run = (name: ScriptName, ...args: Arg[]): Promise<unknown> => {
-    if (!durable && !READ_ONLY.has(name)) {
-      return Promise.reject(
-        new RushgateError('store_unavailable', 'Redis is not known to fsync every write'),
-      );
-    }
+    if (!durable && !READ_ONLY.has(name)) return notDurable();
     return (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(
       prefix,
       ...args,
     );
   };
 
-  const runKeyed = (name: KeyedScriptName, keys: string[], ...args: Arg[]): Promise<unknown> =>
-    (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(
+  const runKeyed = (name: KeyedScriptName, keys: string[], ...args: Arg[]): Promise<unknown> => {
+    if (!durable && !READ_ONLY.has(name)) return notDurable();
+    return (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[`rg_${name}`]!(
       keys.length,
       ...keys,
       prefix,
       ...args,
     );
+  };
+
+  // The line's keys, handed to its scripts in KEYS (lua/_shared.lua describes them).
+  const lineKey = `${prefix}line`;
+  const seenKey = `${prefix}lineseen`;
+  const dataKey = `${prefix}linedata`;
+  const seqKey = `${prefix}lineseq`;
+  const indexed = (await runKeyed('migrate_line', [lineKey, seenKey, dataKey])) as number;
+  if (indexed > 0) opts.logger.info({ indexed }, 'redis store: indexed a line written by an older rushgate');
+  const place = (reply: [string, number] | null): PlaceInLine | undefined =>
+    reply === null ? undefined : { entry: JSON.parse(reply[0]) as LineEntry, position: reply[1] };
 
   opts.logger.info({ url: shownUrl, prefix }, 'store: redis');
 
@@ -280,16 +304,21 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
     async reserveTicket(input, limits): Promise<ReserveResult> {
       // The script sets status and delivered itself; the rest is the same ticket as elsewhere.
       const ticket = newTicket(input);
-      const [kind, raw] = (await run(
+      const [kind, raw, lapsed] = (await run(
         'reserve_ticket',
         JSON.stringify(ticket),
         limits.capacity,
         limits.untracked,
         limits.maxTicketsPerOrder,
-      )) as [ReserveResult['kind'], string?];
+      )) as [ReserveResult['kind'], string?, string[]?];
       if (kind !== 'reserved') return { kind };
       const order = parseOrder(raw!);
-      return { kind, order, ticket: { ...order.tickets[order.tickets.length - 1]! } };
+      return {
+        kind,
+        order,
+        ticket: { ...order.tickets[order.tickets.length - 1]! },
+        lapsed: (lapsed ?? []).map((t) => JSON.parse(t) as TicketRecord),
+      };
     },
 
     async endTicket(ticketId, status, at) {
@@ -334,29 +363,49 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
       return raw === null ? [] : parseOrder(raw).tickets;
     },
 
-    async joinLine({ token, now, firstEstimateSeconds }) {
-      return JSON.parse((await run('join_line', token, now, firstEstimateSeconds)) as string) as LineEntry;
+    async joinLine({ token, now, firstEstimateSeconds }, maxLength): Promise<JoinResult> {
+      const reply = (await runKeyed(
+        'join_line',
+        [lineKey, seenKey, dataKey, seqKey],
+        token,
+        now,
+        firstEstimateSeconds,
+        maxLength,
+      )) as ['joined', string, number] | ['full', number];
+      if (reply[0] === 'full') return { kind: 'full', length: reply[1] };
+      return { kind: 'joined', entry: JSON.parse(reply[1]) as LineEntry, position: reply[2] };
     },
 
     async touchLine(token, now) {
-      const raw = (await run('touch_line', token, now)) as string | null;
-      return raw === null ? undefined : (JSON.parse(raw) as LineEntry);
+      return place((await runKeyed('touch_line', [lineKey, seenKey, dataKey], token, now)) as never);
+    },
+
+    async findInLine(token) {
+      return place((await runKeyed('find_in_line', [lineKey, dataKey], token)) as never);
     },
 
     async setHeld(token, heldSince) {
-      await run('set_held', token, heldSince ?? '');
+      await runKeyed('set_held', [dataKey], token, heldSince ?? '');
     },
 
     async leaveLine(token) {
-      const raw = (await run('leave_line', token)) as string | null;
+      const raw = (await runKeyed('leave_line', [lineKey, seenKey, dataKey], token)) as string | null;
       return raw === null ? undefined : (JSON.parse(raw) as LineEntry);
     },
 
-    async line() {
-      // One HVALS, no script: a single command is atomic already, and Lua would spend ~10× the
-      // Redis CPU turning a thousand replies into Lua strings (measured: ~700 µs vs ~65 µs).
-      const raw = await redis.hvals(`${prefix}linedata`);
-      return raw.map((r) => JSON.parse(r) as LineEntry).sort((a, b) => a.seq - b.seq);
+    async lineFront(limit) {
+      const raw = (await runKeyed('line_front', [lineKey, dataKey], limit)) as string[];
+      return raw.map((r) => JSON.parse(r) as LineEntry);
+    },
+
+    async lineLength() {
+      // One command, atomic already.
+      return redis.zcard(lineKey);
+    },
+
+    async sweepLine(seenBefore, limit) {
+      const raw = (await runKeyed('sweep_line', [lineKey, seenKey, dataKey], seenBefore, limit)) as string[];
+      return raw.map((r) => JSON.parse(r) as LineEntry);
     },
 
     async ordersOfPurchase(p) {

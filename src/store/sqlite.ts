@@ -28,6 +28,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../util/log.js';
+import { LineIndex } from './line-index.js';
 import {
   applyEvent,
   EVENT_ID_MAX,
@@ -348,7 +349,17 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     { server: string; status: TicketStatus; claimBy: number; expiresAt: number }
   >();
   const byServer = new Map<string, Set<string>>();
-  const waiting = new Map<string, LineEntry>();
+  /**
+   * The line's ranks, front and sweep order, over the `line` table (the durable truth). A rank
+   * cannot come from the table itself: `SELECT count(*) FROM line WHERE seq <= ?` walks the
+   * index up to the rank, measured on this machine at 28 µs with 1,000 waiting, 228 µs at 10,000
+   * and 3.1 ms at 100,000 — a poll at the back of a long line would block the loop for
+   * milliseconds. This process owns the file (see above), so an in-process order-statistic
+   * index, rebuilt from the table at open, is exact and O(log N). For the same reason the table
+   * has no index on `last_seen_at`: the sweep order comes from the index, and one more B-tree
+   * to update on every poll's UPDATE would be pure cost.
+   */
+  const waiting = new LineIndex();
 
   function hold(t: TicketRecord): void {
     outstandingTickets.set(t.id, {
@@ -380,7 +391,7 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
   }
 
   for (const row of q.outstanding.iterate()) hold(ticketOf(row));
-  for (const row of q.lineAll.iterate()) waiting.set(row.token, lineEntryOf(row));
+  for (const row of q.lineAll.iterate()) waiting.add(lineEntryOf(row));
 
   const stats = q.eventStats.get();
   let eventCount = stats?.n ?? 0;
@@ -530,6 +541,10 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     return { purged, more: ids.length === limit };
   });
 
+  const sweepTx = db.transaction((gone: LineEntry[]) => {
+    for (const e of gone) q.lineDelete.run(e.token);
+  });
+
   return {
     async createOrder(input, idempotencyTtlMs) {
       const result = createTx.immediate(input, idempotencyTtlMs);
@@ -561,7 +576,7 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
       remember(order);
       for (const e of ended) release(e);
       hold(ticket);
-      return { kind: 'reserved', order, ticket: { ...ticket } };
+      return { kind: 'reserved', order, ticket: { ...ticket }, lapsed: ended.map((e) => ({ ...e })) };
     },
 
     async endTicket(ticketId, status, at) {
@@ -632,43 +647,55 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
       return q.ticketsOf.all(orderId).map(ticketOf);
     },
 
-    async joinLine({ token, now, firstEstimateSeconds }) {
+    async joinLine({ token, now, firstEstimateSeconds }, maxLength) {
       const present = waiting.get(token);
-      if (present) return { ...present };
+      if (present) return { kind: 'joined', entry: present, position: waiting.position(token)! };
+      if (waiting.size >= maxLength) return { kind: 'full', length: waiting.size };
       const row = q.lineInsert.get(token, now, now, firstEstimateSeconds);
       if (!row) throw new Error('line insert returned nothing');
       const entry = lineEntryOf(row);
-      waiting.set(token, entry);
-      return { ...entry };
+      const position = waiting.add(entry);
+      return { kind: 'joined', entry, position };
     },
 
     async touchLine(token, now) {
-      const entry = waiting.get(token);
-      if (!entry) return undefined;
+      if (!waiting.has(token)) return undefined;
       q.lineTouch.run(now, token);
-      entry.lastSeenAt = now;
-      return { ...entry };
+      const entry = waiting.touch(token, now)!;
+      return { entry, position: waiting.position(token)! };
+    },
+
+    async findInLine(token) {
+      const entry = waiting.get(token);
+      return entry ? { entry, position: waiting.position(token)! } : undefined;
     },
 
     async setHeld(token, heldSince) {
-      const entry = waiting.get(token);
-      if (!entry) return;
+      if (!waiting.has(token)) return;
       q.lineHeld.run(heldSince ?? null, token);
-      if (heldSince === undefined) delete entry.heldSince;
-      else entry.heldSince = heldSince;
+      waiting.setHeld(token, heldSince);
     },
 
     async leaveLine(token) {
-      const entry = waiting.get(token);
-      if (!entry) return undefined;
+      if (!waiting.has(token)) return undefined;
       q.lineDelete.run(token);
-      waiting.delete(token);
-      return { ...entry };
+      return waiting.remove(token);
     },
 
-    async line() {
-      // AUTOINCREMENT seqs only grow and the map was filled in seq order, so it is line order.
-      return [...waiting.values()].map((e) => ({ ...e }));
+    async lineFront(limit) {
+      return waiting.front(limit);
+    },
+
+    async lineLength() {
+      return waiting.size;
+    },
+
+    async sweepLine(seenBefore, limit) {
+      const gone = waiting.stale(seenBefore, limit);
+      if (gone.length === 0) return gone;
+      sweepTx.immediate(gone);
+      for (const e of gone) waiting.remove(e.token);
+      return gone;
     },
 
     async ordersOfPurchase(p) {

@@ -54,7 +54,7 @@ test('redis: keys live under the prefix and are all removed by cleanup', async (
       { id: 'o1', item: '/x', clientAddress: '127.0.0.1', createdAt: 1, idempotencyKey: 'k' },
       60_000,
     );
-    await store.joinLine({ token: 'q', now: 1, firstEstimateSeconds: 1 });
+    await store.joinLine({ token: 'q', now: 1, firstEstimateSeconds: 1 }, 1000);
   } finally {
     await store.close();
   }

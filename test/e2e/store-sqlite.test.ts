@@ -84,7 +84,7 @@ test('sqlite: every order acknowledged before a SIGKILL is there after reopening
       writer,
       `import { openStore } from ${JSON.stringify(STORE_MODULE)};
 const store = await openStore(${JSON.stringify(`sqlite:${file}`)}, { logger: { info() {}, debug() {} } });
-await store.joinLine({ token: 'q-before-kill', now: 1, firstEstimateSeconds: 2 });
+await store.joinLine({ token: 'q-before-kill', now: 1, firstEstimateSeconds: 2 }, 1000);
 for (let i = 0; ; i++) {
   await store.createOrder({ id: 'o' + i, item: '/x', clientAddress: '127.0.0.1', createdAt: i }, 60000);
   await store.reserveTicket(
@@ -122,7 +122,7 @@ for (let i = 0; ; i++) {
       const onA = (await store.outstanding()).get('a');
       for (const id of acknowledged) assert.ok(onA?.has(`t${id.slice(1)}`));
       assert.deepEqual(
-        (await store.line()).map((e) => e.token),
+        (await store.lineFront(10)).map((e) => e.token),
         ['q-before-kill'],
       );
     } finally {

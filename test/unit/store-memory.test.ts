@@ -15,7 +15,7 @@ storeContract('memory:', async () => {
 
 test('openStore("memory:") opens a working store; unknown schemes are refused', async () => {
   const store = await openStore('memory:', { logger: silentLogger });
-  assert.deepEqual(await store.line(), []);
+  assert.deepEqual(await store.lineFront(10), []);
   await store.close();
   await assert.rejects(openStore('postgres://x', { logger: silentLogger }), /unknown store/);
   await assert.rejects(openStore('sqlite:', { logger: silentLogger }), /needs a file path/);

@@ -1,14 +1,17 @@
 -- Helpers shared by every store script: src/store/redis.ts prepends this file to each one when
 -- it loads them. They mirror src/store/rules.ts line for line (order status, ending a ticket),
 -- so the Redis store behaves exactly like memory: and sqlite:. Every script takes the key prefix
--- as ARGV[1] and builds its keys from it (the keys depend on data read inside the script, so
--- they cannot be declared up front: a single Redis or a Sentinel pair, not a Redis Cluster).
+-- as ARGV[1]. The order and ticket scripts build their keys from it (the keys depend on data read
+-- inside the script, so they cannot be declared up front: a single Redis or a Sentinel pair, not
+-- a Redis Cluster); the line's scripts and purge_orders take every key they touch in KEYS, so the
+-- line's keys could live on one cluster slot under a hash-tagged prefix.
 --
 -- Keys: order:<id> (JSON, tickets inside, oldest first), ticket:<id> (its order id),
 -- out:<server> (set of outstanding ticket ids), servers (set of server ids), claim (sorted set of
--- `issued` ticket ids by claimBy), idem:<key>, event:<id>, linedata (hash token -> JSON entry,
--- read whole with one HVALS and sorted by seq in the client), lineseq (counter), activity (sorted
--- set of order ids by a lower bound of their last activity, for retention: purge_orders.lua).
+-- `issued` ticket ids by claimBy), idem:<key>, event:<id>, activity (sorted set of order ids by a
+-- lower bound of their last activity, for retention: purge_orders.lua). The waiting line: line
+-- (sorted set token by seq: a position is ZRANK + 1), lineseen (sorted set token by lastSeenAt,
+-- the abandonment sweep's order), linedata (hash token -> JSON entry), lineseq (counter).
 
 local P = ARGV[1]
 

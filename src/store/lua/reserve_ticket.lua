@@ -1,5 +1,6 @@
 -- reserveTicket: ARGV = prefix, ticket JSON (without status/delivered), capacity, untracked,
--- maxTicketsPerOrder. Returns { 'reserved', order JSON } or { refusal }. Check and insert in
+-- maxTicketsPerOrder. Returns { 'reserved', order JSON, { lapsed ticket JSON... } } or
+-- { refusal }: the lapsed list is the order's earlier outstanding tickets this step ended. Check and insert in
 -- one script, so receptions sharing this Redis never both take a server's last slot.
 local t = cjson.decode(ARGV[2])
 local capacity, untracked, max_tickets = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -17,11 +18,15 @@ if redis.call('EXISTS', P .. 'ticket:' .. t.id) == 1 then
   return redis.error_reply('ticket id ' .. t.id .. ' already exists')
 end
 
-for i = 1, #o.tickets do end_ticket(o, i, 'lapsed', t.issuedAt) end
+local lapsed = {}
+for i = 1, #o.tickets do
+  local ended = end_ticket(o, i, 'lapsed', t.issuedAt)
+  if ended then lapsed[#lapsed + 1] = encode_flat(ended) end
+end
 t.status = 'issued'
 t.delivered = 0
 o.tickets[#o.tickets + 1] = t
 redis.call('SET', P .. 'ticket:' .. t.id, o.id)
 hold(t)
 save_order(o)
-return { 'reserved', encode_order(o) }
+return { 'reserved', encode_order(o), lapsed }

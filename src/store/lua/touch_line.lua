@@ -1,9 +1,11 @@
--- touchLine: ARGV = prefix, token, now. Sets lastSeenAt; returns the entry JSON or false.
-local token = ARGV[2]
-local raw = redis.call('HGET', P .. 'linedata', token)
+-- touchLine: KEYS = line, lineseen, linedata; ARGV = prefix, token, now. Sets lastSeenAt (and the
+-- token's score in lineseen, the sweep order); returns { entry JSON, position } or false.
+local line, seen, data, token = KEYS[1], KEYS[2], KEYS[3], ARGV[2]
+local raw = redis.call('HGET', data, token)
 if not raw then return false end
 local entry = cjson.decode(raw)
 entry.lastSeenAt = tonumber(ARGV[3])
 raw = encode_flat(entry)
-redis.call('HSET', P .. 'linedata', token, raw)
-return raw
+redis.call('HSET', data, token, raw)
+redis.call('ZADD', seen, json_number(entry.lastSeenAt), token)
+return { raw, redis.call('ZRANK', line, token) + 1 }
