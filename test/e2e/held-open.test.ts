@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { waitUntil } from '../helpers/wait.js';
 import { type ApiJson, type Cluster, postOrder, startCluster } from './reception-cluster.js';
 
 const ITEM = '/held/app.bin';
@@ -73,6 +74,11 @@ describe('held-open retries (Prefer: wait)', { timeout: 120_000 }, () => {
   });
 
   it('answers a held retry whose wait runs out with the busy answer and Preference-Applied', async () => {
+    await waitUntil(
+      async () => (await c.status()).every((s) => s.outstanding === 0),
+      20_000,
+      'the last download to free its slot',
+    );
     const holder = await postOrder(c.pub, { item: ITEM });
     assert.equal(holder.status, 201);
     const w = await postOrder(c.pub, { item: ITEM });
