@@ -55,6 +55,8 @@ export interface WaitingLine {
   calibration(): Calibration;
   /** The estimate the latest newcomer got (metrics). */
   lastEstimate(): number;
+  /** Requests held open until their client is admitted (`Prefer: wait`). */
+  heldOpen(): number;
 }
 
 export function buildWaitingLine(deps: {
@@ -213,5 +215,6 @@ export function buildWaitingLine(deps: {
     admissionRate: () => admissionRate ?? 0,
     calibration: () => calibrationOf(samples),
     lastEstimate: () => lastEstimate,
+    heldOpen: () => 0,
   };
 }
