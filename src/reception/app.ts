@@ -30,6 +30,8 @@ import { createQueueTokens } from './queue-token.js';
 import { buildRetentionSweeper } from './retention-sweeper.js';
 import { isUsable } from './server-health.js';
 import { SlotLedger } from './slot-ledger.js';
+import { SlotUseMeter } from './slot-use.js';
+import type { StatusView } from './status-view.js';
 import { watchStore } from './store-health.js';
 import { buildTicketIssuer } from './ticket-issuer.js';
 import { buildWaitingLine, type WaitingLine } from './waiting-line.js';
@@ -69,6 +71,12 @@ const REVOCATION_RETRY_MS = 5000;
 /** How often retention sweeps (retention is at least 60 s, so a sweep is never late by much). */
 const SWEEP_MS = 1000;
 const LISTEN_BACKLOG = 4096;
+/** The sliding window of "slot use while anyone waits" on the dashboard and in the metrics. */
+const SLOT_USE_WINDOW_MS = 60_000;
+
+/** The latest allocation with its instant in ISO 8601, like every instant of `GET /status`. */
+const allocationView = (last: ReturnType<OrderDesk['lastAllocation']>): StatusView['lastAllocation'] =>
+  last ? { ...last, at: new Date(last.at).toISOString() } : null;
 
 /** `{"freed": [ticketId, server]}` from another reception; undefined for anything else. */
 function peerFreed(message: string): [string, string] | undefined {
@@ -147,7 +155,27 @@ export function buildReception(deps: ReceptionDeps): Reception {
   }
   const sweeper = buildRetentionSweeper({ store, retentionMs: rc.retention, logger });
   const intake = buildEventIntake({ store, monitor, ledger, metrics, clock, logger });
+  const slotUse = new SlotUseMeter(SLOT_USE_WINDOW_MS);
   let stopping = false;
+
+  /** What the slot-use meter samples: the line, and the slots of the servers that take tickets. */
+  const sampleSlotUse = (now: number) => {
+    let usable = 0;
+    let used = 0;
+    for (const s of monitor.servers()) {
+      if (!isUsable(s.health) || s.report?.draining) continue;
+      const capacity = monitor.capacityOf(s.config.id);
+      usable += capacity;
+      // Untracked transfers (other receptions' tickets) fill slots as much as ours do.
+      used += Math.min(capacity, ledger.outstanding(s.config.id) + s.untracked);
+    }
+    slotUse.sample(now, { waiting: line.length(), usable, used });
+  };
+  const slotUseView = () => ({
+    windowSeconds: SLOT_USE_WINDOW_MS / 1000,
+    window: slotUse.windowShare(),
+    run: slotUse.runShare(),
+  });
 
   const ready = () =>
     !stopping &&
@@ -182,10 +210,12 @@ export function buildReception(deps: ReceptionDeps): Reception {
     estimatedWaitSeconds: () => line.lastEstimate(),
     mail: () => mailer.stats,
     pendingRevocations: () => dispatcher.pendingCount(),
+    heldOpen: () => desk.heldOpen(),
+    slotUse: slotUseView,
   });
 
   /** `GET /status` on the internal port: what the dashboard draws. */
-  const status = () => {
+  const status = (): StatusView => {
     const now = clock.now();
     const snaps = new Map(monitor.snapshots('', new Map()).map((snap) => [snap.id, snap]));
     return {
@@ -219,14 +249,15 @@ export function buildReception(deps: ReceptionDeps): Reception {
           polls: s.polls,
         };
       }),
-      exclusions: monitor.itemIndex().exclusions,
-      lastAllocation: desk.lastAllocation() ?? null,
+      exclusions: [...monitor.itemIndex().exclusions],
+      lastAllocation: allocationView(desk.lastAllocation()),
       queue: {
         length: line.length(),
-        heldOpen: desk.heldOpen(),
         estimatedWaitSeconds: line.lastEstimate(),
         calibration: line.calibration(),
         admissionRate: line.admissionRate(),
+        heldOpen: desk.heldOpen(),
+        slotUse: slotUseView(),
       },
       pendingRevocations: dispatcher.pendingCount(),
       store: { up: storeHealth.up(), outages: storeHealth.outages() },
@@ -267,6 +298,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
             if (broadcast) void broadcast.publish('holds');
           }
         }
+        sampleSlotUse(now);
       }
       if (now - lastRetry >= REVOCATION_RETRY_MS) {
         lastRetry = now;

@@ -18,6 +18,7 @@ import type { EventIntake } from './event-intake.js';
 import type { ReceptionMetrics } from './metrics.js';
 import type { OrderDesk } from './order-desk.js';
 import { errorHandler, sendError } from './replies.js';
+import type { StatusView } from './status-view.js';
 
 /** Event batches can be large (10,000 events); anything bigger is not ours. */
 const INTERNAL_BODY_LIMIT = 8 * 1024 * 1024;
@@ -46,7 +47,7 @@ export function buildInternalApi(deps: {
   metrics: ReceptionMetrics;
   logger: Logger;
   ready(): boolean;
-  status(): unknown;
+  status(): StatusView;
 }): FastifyInstance {
   const { config, desk, intake, metrics, logger } = deps;
   const token = config.secrets.internalToken;

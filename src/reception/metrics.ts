@@ -31,6 +31,9 @@ export interface MetricSources {
   estimatedWaitSeconds(): number;
   mail(): { sent: number; failed: number };
   pendingRevocations(): number;
+  heldOpen(): number;
+  /** Shares of slot use while anyone waits; null while nobody has. */
+  slotUse(): { windowSeconds: number; window: number | null; run: number | null };
 }
 
 export interface ReceptionMetrics {
@@ -39,8 +42,6 @@ export interface ReceptionMetrics {
   readonly ticketsIssued: Counter<'server'>;
   readonly noticeFailures: Counter<'server'>;
   readonly admissions: Counter;
-  /** Requests held open with `Prefer: wait` now. */
-  readonly heldOpen: Gauge;
   readonly events: Counter<'type'>;
   readonly orderSeconds: Histogram<'result'>;
   bind(sources: MetricSources): void;
@@ -65,13 +66,14 @@ export function createReceptionMetrics(): ReceptionMetrics {
         }
       },
     });
-  const single = (name: string, help: string, read: (s: MetricSources) => number) =>
+  const single = (name: string, help: string, read: (s: MetricSources) => number | null) =>
     new Gauge({
       name: `${P}${name}`,
       help,
       registers: [registry],
       collect() {
-        if (sources) this.set(read(sources));
+        // An unknown figure (nobody has waited yet) is NaN, not a misleading 0.
+        if (sources) this.set(read(sources) ?? Number.NaN);
       },
     });
 
@@ -116,6 +118,17 @@ export function createReceptionMetrics(): ReceptionMetrics {
     'Waiters the calibration figures are computed from',
     (s) => s.calibration().samples,
   );
+  single('held_open_requests', 'Requests held open until their client is admitted', (s) => s.heldOpen());
+  single(
+    'slot_use_while_waiting_ratio',
+    'Share of usable slot-time in use while anyone waited, over the last minute',
+    (s) => s.slotUse().window,
+  );
+  single(
+    'slot_use_while_waiting_run_ratio',
+    'Share of usable slot-time in use while anyone waited, since the reception started',
+    (s) => s.slotUse().run,
+  );
   single('mail_sent', 'Ticket e-mails sent', (s) => s.mail().sent);
   single('mail_failed', 'Ticket e-mails that failed', (s) => s.mail().failed);
   single('pending_revocations', 'Revocations waiting for an unreachable content server', (s) =>
@@ -145,11 +158,6 @@ export function createReceptionMetrics(): ReceptionMetrics {
     admissions: new Counter({
       name: `${P}admissions_total`,
       help: 'Waiting clients admitted from the line',
-      registers: [registry],
-    }),
-    heldOpen: new Gauge({
-      name: `${P}held_open_requests`,
-      help: 'Retries held open with Prefer: wait, answered the moment their client is admitted',
       registers: [registry],
     }),
     events: new Counter({

@@ -427,12 +427,7 @@ export function buildOrderDesk(deps: {
     });
     // At the cap: answered now, as a client that did not ask to wait.
     if (pending === undefined) return first;
-    metrics.heldOpen.set(held.count());
-    try {
-      return await pending;
-    } finally {
-      metrics.heldOpen.set(held.count());
-    }
+    return pending;
   }
 
   return {

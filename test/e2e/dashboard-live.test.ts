@@ -5,13 +5,16 @@
  * their capacities and the copy that disagrees with the majority; an order placed on the public
  * port shows up in its server's outstanding tickets and verdict; a content server killed turns
  * its card "down" within its failure window; a reception that goes away turns the page
- * "offline". Screenshots go to test-artifacts/ for a human to look at.
+ * "offline". With every slot taken and a client in line, the page shows the slot use while anyone
+ * waits. The real `GET /status` is validated against the schema the page is typed by.
+ * Screenshots go to test-artifacts/ for a human to look at.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { statusViewSchema } from '../../src/reception/status-view.js';
 import { launchChromium } from '../helpers/browser.js';
 import { makeDeployment, type TestDeployment } from '../helpers/deployment.js';
 import { CLI, type Proc, REPO_ROOT, startRushgate, waitForHttp } from '../helpers/proc.js';
@@ -89,6 +92,20 @@ describe('live dashboard', { timeout: 90_000 }, () => {
     }
     assert.equal(await page.getAttribute('#rg-conn', 'data-connection'), 'live');
     assert.equal(await page.textContent('#rg-sum-up'), '3 / 3');
+    // How long each has been up, on the reception's clock (healthSince is an ISO instant).
+    for (const s of d.config.contentServers) {
+      assert.match(
+        (await page.textContent(`${card(s.id)} .state-detail`)) ?? '',
+        /^up for \d+(\.\d)? s, taking new tickets$/,
+      );
+    }
+    assert.equal(await page.textContent('#rg-line-slot-use'), 'nobody has waited yet');
+    assert.equal(await page.textContent('#rg-line-held'), '0');
+  });
+
+  it('is fed a GET /status that matches the schema the page is typed by', async () => {
+    const json = await (await fetch(`${internal}/status`)).json();
+    assert.deepEqual(statusViewSchema.parse(json), json, 'nothing outside the schema either');
   });
 
   it('lists the copy that disagrees with the majority, with the reason', async () => {
@@ -115,6 +132,25 @@ describe('live dashboard', { timeout: 90_000 }, () => {
     assert.ok(verdict?.startsWith(`latest allocation, ${ITEM}, `), verdict ?? '');
     assert.match(verdict ?? '', /ago: Chosen load 0\.00/);
     assert.match((await page.textContent('#rg-allocation')) ?? '', new RegExp(`→ server ${chosen}`));
+  });
+
+  it('shows the slot use while anyone waits once every slot is taken and a client is in line', async () => {
+    const order = () =>
+      fetch(`${publicUrl}/api/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ item: ITEM }),
+      });
+    // One ticket is out already; unused, each holds its slot for claimSeconds (30 s).
+    const total = CAPACITIES.reduce((a, b) => a + b, 0);
+    for (let i = 1; i < total; i++) assert.equal((await order()).status, 201, `order ${i + 1}`);
+    assert.equal((await order()).status, 503, 'every slot taken: the next one waits');
+    await page.locator('#rg-line-length', { hasText: /^1$/ }).waitFor();
+    await page
+      .locator('#rg-line-slot-use', { hasText: /^100% over the last 60 s; 100% since start$/ })
+      .waitFor();
+    assert.equal(await page.textContent('#rg-sum-slot-use'), '100%');
+    assert.equal(await page.textContent('#rg-sum-tickets'), `${total} / ${total}`);
   });
 
   it('turns a killed content server’s card down within its failure window', async (t) => {

@@ -1,11 +1,13 @@
 /**
  * The operators' dashboard page as a string (src/reception/dashboard.ts): a complete HTML
  * document, self-contained (no URL to anywhere else, so it works on an isolated internal network
- * and leaks nothing), a title that cannot inject markup, and an inline script that parses and
- * polls the relative `status` URL. The page's behaviour in a browser is covered by
- * test/e2e/dashboard-live.test.ts.
+ * and leaks nothing), a title that cannot inject markup, and an inline script (the file
+ * src/reception/dashboard/dashboard.js, inlined with the style sheet) that parses, polls the
+ * relative `status` URL and is the only script the CSP lets run. The page's behaviour in a browser
+ * is covered by test/e2e/dashboard-live.test.ts and test/e2e/dashboard-states.test.ts.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { renderDashboard } from '../../src/reception/dashboard.js';
 
@@ -52,6 +54,18 @@ test('renderDashboard loads nothing from anywhere else', () => {
     /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/,
     'strings go in as text',
   );
+});
+
+test('the CSP allows exactly the inline style and script, by hash', () => {
+  const html = renderDashboard();
+  const csp = /Content-Security-Policy" content="([^"]+)"/.exec(html)?.[1] ?? '';
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+  const style = /<style>([\s\S]*?)<\/style>/.exec(html)?.[1] ?? '';
+  assert.match(style, /--bg:/, 'the style sheet is inlined');
+  assert.ok(csp.includes(`style-src ${hash(style)};`), csp);
+  const [script = ''] = scriptsOf(html);
+  assert.ok(csp.includes(`script-src ${hash(script)};`), csp);
 });
 
 test('the inline script is valid JavaScript', () => {

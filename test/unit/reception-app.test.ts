@@ -13,6 +13,7 @@ import type { LoadReport, Notice, Revocation } from '../../src/protocol/internal
 import { buildReception, type Reception } from '../../src/reception/app.js';
 import type { InternalClient } from '../../src/reception/internal-client.js';
 import type { Mailer } from '../../src/reception/mailer.js';
+import { statusViewSchema } from '../../src/reception/status-view.js';
 import { createMemoryStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/log.js';
 
@@ -749,5 +750,43 @@ describe('reception app (inject, fake content servers)', () => {
     await h.reception.housekeeping();
     assert.equal((await h.reception.internalApp.inject('/healthz')).statusCode, 200);
     assert.equal((await h.order({ item: '/x.bin' })).status, 201);
+  });
+
+  it('GET /status matches the schema the dashboard reads, and measures slot use while anyone waits', async () => {
+    const h = await harness({ servers: [{ id: 'a', capacity: 1 }] });
+    await h.reception.monitor.pollAll();
+    const holder = await h.order({ item: '/x.bin' });
+    assert.equal(holder.status, 201);
+    assert.equal((await h.order({ item: '/x.bin' })).status, 503);
+    // Two ticks with the one slot taken and one client waiting: fully used.
+    await h.reception.housekeeping();
+    h.clock.t += 1000;
+    await h.reception.housekeeping();
+    const json = (await h.reception.internalApp.inject('/status')).json();
+    // parse() strips what the schema does not name: equality means the producer adds nothing unnamed.
+    assert.deepEqual(statusViewSchema.parse(json), json);
+    assert.equal(json.now, new Date(h.clock.t).toISOString());
+    assert.ok(
+      Date.parse(json.servers[0].healthSince) <= h.clock.t,
+      'healthSince is an instant, not a number',
+    );
+    assert.equal(json.lastAllocation.at, new Date(h.clock.t - 1000).toISOString());
+    assert.equal(json.queue.length, 1);
+    assert.equal(json.queue.heldOpen, 0);
+    assert.deepEqual(json.queue.slotUse, { windowSeconds: 60, window: 1, run: 1 });
+    const metrics = (await h.reception.internalApp.inject('/metrics')).body;
+    assert.match(metrics, /^rushgate_reception_slot_use_while_waiting_ratio 1$/m);
+    assert.match(metrics, /^rushgate_reception_held_open_requests 0$/m);
+    // The slot frees (held for the waiter, who has not come back) and stays free for a second.
+    await h.event('a', 'started', holder.json.ticket.id, holder.json.orderId);
+    await h.event('a', 'fulfilled', holder.json.ticket.id, holder.json.orderId);
+    h.clock.t += 1000;
+    await h.reception.housekeeping();
+    h.clock.t += 1000;
+    await h.reception.housekeeping();
+    const later = statusViewSchema.parse((await h.reception.internalApp.inject('/status')).json());
+    assert.equal(later.queue.length, 1);
+    // Each sample's state holds until the next: two seconds full, then one idle.
+    assert.ok(Math.abs((later.queue.slotUse.window ?? 0) - 2 / 3) < 1e-9, `${later.queue.slotUse.window}`);
   });
 });
