@@ -10,6 +10,9 @@
  * try per free slot, so the line's order is kept and a wake never costs more than the slots it has.
  */
 
+/** Tries per wake beyond the free slots. */
+const SPARE_TRIES = 4;
+
 export interface HeldOpenOptions {
   /** At most this many requests held at once; past it `hold` refuses (answer busy now). */
   max: number;
@@ -98,10 +101,13 @@ export class HeldOpen {
     try {
       do {
         this.wakeAgain = false;
-        let tries = Math.max(1, this.opts.freeSlots());
+        // One try per free slot, plus a few for waiters ahead whose item no free server holds
+        // (they stay busy, and a slot elsewhere must not wait for them).
+        let free = this.opts.freeSlots();
+        let tries = Math.max(1, free) + SPARE_TRIES;
         // A snapshot: waiters that arrive meanwhile are behind these anyway, or get the next wake.
         for (const w of [...this.waiters]) {
-          if (tries <= 0) break;
+          if (tries <= 0 || free <= 0) break;
           if (w.done || w.trying) continue;
           tries -= 1;
           w.trying = true;
@@ -111,6 +117,7 @@ export class HeldOpen {
             this.remove(w);
             w.settle(answer);
           }
+          free = this.opts.freeSlots();
         }
       } while (this.wakeAgain && this.waiters.length > 0 && this.opts.freeSlots() > 0);
     } finally {
