@@ -237,13 +237,11 @@ export function createMemoryStore(): Store {
     },
 
     async touchLine(token, now) {
-      const entry = waiting.touch(token, now);
-      return entry ? { entry, position: waiting.position(token)! } : undefined;
+      return waiting.touch(token, now);
     },
 
     async findInLine(token) {
-      const entry = waiting.get(token);
-      return entry ? { entry, position: waiting.position(token)! } : undefined;
+      return waiting.find(token);
     },
 
     async setHeld(token, heldSince) {

@@ -661,13 +661,11 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     async touchLine(token, now) {
       if (!waiting.has(token)) return undefined;
       q.lineTouch.run(now, token);
-      const entry = waiting.touch(token, now)!;
-      return { entry, position: waiting.position(token)! };
+      return waiting.touch(token, now);
     },
 
     async findInLine(token) {
-      const entry = waiting.get(token);
-      return entry ? { entry, position: waiting.position(token)! } : undefined;
+      return waiting.find(token);
     },
 
     async setHeld(token, heldSince) {
