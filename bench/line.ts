@@ -173,19 +173,31 @@ async function benchLine(
   }
 }
 
+/** RUSHGATE_BENCH_LINE_STORES=sqlite,redis measures only those (default: all three). */
+const ONLY = (process.env.RUSHGATE_BENCH_LINE_STORES ?? 'memory,sqlite,redis').split(',');
+
 export async function runLineBench(): Promise<Record<string, LineFigures[]>> {
   const results: Record<string, LineFigures[]> = {};
-  results['memory:'] = await benchLine('memory:', () => openStore('memory:', { logger: silentLogger }), true);
-
-  const dir = mkdtempSync(path.join(tmpdir(), 'rushgate-bench-line-'));
-  try {
-    let files = 0;
-    results['sqlite:'] = await benchLine('sqlite:', () =>
-      openStore(`sqlite:${path.join(dir, `line-${++files}.db`)}`, { logger: silentLogger }),
+  if (ONLY.includes('memory')) {
+    results['memory:'] = await benchLine(
+      'memory:',
+      () => openStore('memory:', { logger: silentLogger }),
+      true,
     );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
+
+  if (ONLY.includes('sqlite')) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rushgate-bench-line-'));
+    try {
+      let files = 0;
+      results['sqlite:'] = await benchLine('sqlite:', () =>
+        openStore(`sqlite:${path.join(dir, `line-${++files}.db`)}`, { logger: silentLogger }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  if (!ONLY.includes('redis')) return results;
 
   const probe = new Redis(REDIS_URL, {
     lazyConnect: true,

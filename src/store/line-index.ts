@@ -59,6 +59,10 @@ export class LineIndex {
     return this.byToken.has(token);
   }
 
+  seqOf(token: string): number | undefined {
+    return this.byToken.get(token)?.entry.seq;
+  }
+
   get(token: string): LineEntry | undefined {
     const node = this.byToken.get(token);
     return node ? copy(node.entry) : undefined;
