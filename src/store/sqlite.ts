@@ -13,8 +13,8 @@
  * One reception process owns a sqlite file (several receptions share a `redis://` store
  * instead): the file is opened with an exclusive lock, a second process gets a clear error. That
  * is what makes the in-memory index of hot data safe: outstanding tickets per server (read on
- * every allocation) and the waiting line are kept in maps, rebuilt from the file at open and
- * changed only after their transaction commits. Orders are read from the file on demand, except
+ * every allocation) and the waiting line (an order-statistic index, line-index.ts) are kept in
+ * memory, rebuilt from the file at open and changed only after their transaction commits. Orders are read from the file on demand, except
  * the most recently created or ticketed ones, kept as last committed (the order path creates an
  * order and reserves its ticket back to back).
  *
