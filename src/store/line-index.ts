@@ -130,6 +130,9 @@ export class LineIndex {
     else this.head = node.next;
     if (node.next) node.next.prev = node.prev;
     else this.tail = node.prev;
+    // Outdated heap items may still point here: let them keep this node alive, not its neighbours.
+    node.prev = undefined;
+    node.next = undefined;
     return copy(node.entry);
   }
 

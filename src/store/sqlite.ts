@@ -659,8 +659,8 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     },
 
     async joinLine({ token, now, firstEstimateSeconds }, maxLength) {
-      const present = waiting.get(token);
-      if (present) return { kind: 'joined', entry: present, position: waiting.position(token)! };
+      const present = waiting.find(token);
+      if (present) return { kind: 'joined', ...present };
       if (waiting.size >= maxLength) return { kind: 'full', length: waiting.size };
       const row = q.lineInsert.get(token, now, now, firstEstimateSeconds);
       if (!row) throw new Error('line insert returned nothing');
