@@ -4,6 +4,7 @@
  * because this machine is shared and noisy). `npm run bench -- tickets` runs only the named ones.
  */
 import { runContentBench } from './content.js';
+import { runLineBench } from './line.js';
 import { runReceptionBench } from './reception.js';
 import { runStoreBench } from './store.js';
 import { runTicketBench } from './tickets.js';
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   content: runContentBench,
   reception: runReceptionBench,
   store: runStoreBench,
+  line: runLineBench,
 };
 
 const wanted = process.argv.slice(2);

@@ -962,6 +962,41 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
       }
     });
 
+    test('60 concurrent joins for a line of 25: exactly 25 get in, with distinct places', {
+      timeout: 60_000,
+    }, async () => {
+      const s = await make();
+      const peer = s.peer ? await s.peer() : undefined;
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            (peer && i % 2 === 1 ? peer : s.store).joinLine(
+              { token: `race-${i}`, now: T0 + i, firstEstimateSeconds: 1 },
+              25,
+            ),
+          ),
+        );
+        const joined = results.flatMap((r) => (r.kind === 'joined' ? [r] : []));
+        assert.equal(joined.length, 25);
+        assert.ok(results.every((r) => r.kind === 'joined' || r.length === 25));
+        assert.deepEqual(
+          joined.map((r) => r.position).sort((a, b) => a - b),
+          Array.from({ length: 25 }, (_, i) => i + 1),
+          'each newcomer was last when it joined',
+        );
+        assert.equal(await s.store.lineLength(), 25);
+        if (peer) assert.equal(await peer.lineLength(), 25);
+        const front = await s.store.lineFront(100);
+        assert.deepEqual(
+          front.map((e) => e.token),
+          [...joined].sort((a, b) => a.position - b.position).map((r) => r.entry.token),
+        );
+      } finally {
+        await peer?.close();
+        await s.cleanup();
+      }
+    });
+
     test('500 concurrent reservations for 50 slots: exactly 50 win', { timeout: 120_000 }, async () => {
       const s = await make();
       const peer = s.peer ? await s.peer() : undefined;

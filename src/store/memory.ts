@@ -222,8 +222,8 @@ export function createMemoryStore(): Store {
 
     async joinLine({ token, now, firstEstimateSeconds }, maxLength) {
       // A token already in line keeps its place: joining twice must not push it back or duplicate it.
-      const present = waiting.get(token);
-      if (present) return { kind: 'joined', entry: present, position: waiting.position(token)! };
+      const present = waiting.find(token);
+      if (present) return { kind: 'joined', ...present };
       if (waiting.size >= maxLength) return { kind: 'full', length: waiting.size };
       const entry: LineEntry = {
         token,
@@ -237,13 +237,11 @@ export function createMemoryStore(): Store {
     },
 
     async touchLine(token, now) {
-      const entry = waiting.touch(token, now);
-      return entry ? { entry, position: waiting.position(token)! } : undefined;
+      return waiting.touch(token, now);
     },
 
     async findInLine(token) {
-      const entry = waiting.get(token);
-      return entry ? { entry, position: waiting.position(token)! } : undefined;
+      return waiting.find(token);
     },
 
     async setHeld(token, heldSince) {

@@ -277,8 +277,12 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
   const seqKey = `${prefix}lineseq`;
   const indexed = (await runKeyed('migrate_line', [lineKey, seenKey, dataKey])) as number;
   if (indexed > 0) opts.logger.info({ indexed }, 'redis store: indexed a line written by an older rushgate');
-  const place = (reply: [string, number] | null): PlaceInLine | undefined =>
-    reply === null ? undefined : { entry: JSON.parse(reply[0]) as LineEntry, position: reply[1] };
+  /** A line script's `{ entry JSON, position }` or nil. */
+  const place = (reply: unknown): PlaceInLine | undefined => {
+    if (reply === null) return undefined;
+    const [raw, position] = reply as [string, number];
+    return { entry: JSON.parse(raw) as LineEntry, position };
+  };
 
   opts.logger.info({ url: shownUrl, prefix }, 'store: redis');
 
@@ -377,11 +381,11 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
     },
 
     async touchLine(token, now) {
-      return place((await runKeyed('touch_line', [lineKey, seenKey, dataKey], token, now)) as never);
+      return place(await runKeyed('touch_line', [lineKey, seenKey, dataKey], token, now));
     },
 
     async findInLine(token) {
-      return place((await runKeyed('find_in_line', [lineKey, dataKey], token)) as never);
+      return place(await runKeyed('find_in_line', [lineKey, dataKey], token));
     },
 
     async setHeld(token, heldSince) {

@@ -60,6 +60,10 @@ test('redis: down is store_unavailable at once, a restart is picked up, fsync=al
     const mk = (id: string) =>
       store.createOrder({ id, item: '/x', clientAddress: '192.0.2.1', createdAt: 1 }, 60_000);
     assert.equal((await mk('before')).kind, 'created');
+    assert.equal(
+      (await store.joinLine({ token: 'q-before', now: 1, firstEstimateSeconds: 1 }, 10)).kind,
+      'joined',
+    );
     r.proc.kill('SIGKILL');
     await new Promise((res) => r.proc.once('exit', res));
     await assert.rejects(mk('during'), (err: { code?: string }) => err.code === 'store_unavailable');
@@ -74,6 +78,14 @@ test('redis: down is store_unavailable at once, a restart is picked up, fsync=al
     }
     assert.equal(after, 'created', 'the restarted Redis (empty script cache) is used again');
     assert.ok(await store.getOrder('before'), 'the order acknowledged before the kill survived');
+    // The line's scripts (keys in KEYS) are reloaded after NOSCRIPT too, and the line survived.
+    const joined = await store.joinLine({ token: 'q-after', now: 2, firstEstimateSeconds: 1 }, 10);
+    assert.equal(joined.kind === 'joined' && joined.position, 2);
+    assert.equal((await store.touchLine('q-before', 3))?.position, 1);
+    assert.deepEqual(
+      (await store.lineFront(5)).map((e) => e.token),
+      ['q-before', 'q-after'],
+    );
     await store.close();
   } finally {
     r.proc.kill('SIGKILL');

@@ -88,6 +88,37 @@ test('redis: byte counts beyond 14 digits survive the Lua round trip exactly', a
   }
 });
 
+test('redis: a line written by an older rushgate (the linedata hash alone) is indexed at open', async () => {
+  const keyPrefix = `rushgate-test-${randomUUID()}:`;
+  const redis = new Redis(REDIS_URL);
+  try {
+    const entry = (token: string, seq: number, lastSeenAt: number) =>
+      JSON.stringify({ token, seq, joinedAt: 1, lastSeenAt, firstEstimateSeconds: 2 });
+    await redis.hset(`${keyPrefix}linedata`, 'old-b', entry('old-b', 2, 5), 'old-a', entry('old-a', 1, 9));
+    await redis.set(`${keyPrefix}lineseq`, '2');
+    const store = await open(keyPrefix);
+    try {
+      assert.deepEqual(
+        (await store.lineFront(5)).map((e) => e.token),
+        ['old-a', 'old-b'],
+      );
+      assert.equal((await store.findInLine('old-b'))?.position, 2);
+      const next = await store.joinLine({ token: 'new', now: 10, firstEstimateSeconds: 1 }, 100);
+      assert.equal(next.kind === 'joined' && next.entry.seq, 3);
+      assert.deepEqual(
+        (await store.sweepLine(10, 5)).map((e) => e.token),
+        ['old-b', 'old-a'],
+        'least recently seen first',
+      );
+    } finally {
+      await store.close();
+    }
+  } finally {
+    redis.disconnect();
+    await deleteKeysOf(keyPrefix);
+  }
+});
+
 test('redis: an unreachable Redis is reported as such', async () => {
   await assert.rejects(
     openStore('redis://127.0.0.1:1/0', { logger: silentLogger }),

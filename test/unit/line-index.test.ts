@@ -47,7 +47,7 @@ test('line index: ranks, front and sweep order match a plain model through compa
     } else if (r < 0.95) {
       const e = pick()!;
       e.lastSeenAt = now;
-      assert.equal(index.touch(e.token, now)?.lastSeenAt, now);
+      assert.deepEqual(index.touch(e.token, now), { entry: e, position: model.indexOf(e) + 1 });
     } else {
       // A sweep: the model's least recently seen (ties by seq) before a bound.
       const bound = now - Math.floor(random() * 50);
@@ -64,6 +64,7 @@ test('line index: ranks, front and sweep order match a plain model through compa
     if (step % 97 === 0 && model.length > 0) {
       const e = pick()!;
       assert.equal(index.position(e.token), model.indexOf(e) + 1);
+      assert.deepEqual(index.find(e.token), { entry: e, position: model.indexOf(e) + 1 });
       assert.deepEqual(index.front(5), model.slice(0, 5));
     }
     assert.equal(index.size, model.length);
