@@ -154,7 +154,8 @@ export function buildOrderDesk(deps: {
     return { code: 'grant_used' };
   }
 
-  const shares = new ClientShares();
+  const shares = new ClientShares((id, server) => ledger.outstandingIds(server).has(id));
+  ledger.onFreed((id) => shares.ticketEnded(id));
   const recipients = new RateLimiter(MAIL_RULE, 100_000);
   const limitRetry = Math.min(rc.queue.maxRetryAfterSeconds, rc.tickets.claimSeconds);
   const clientLimit = (what: string): OrderOutcome => ({
@@ -163,9 +164,7 @@ export function buildOrderDesk(deps: {
     message: `This client already holds ${what}.`,
     retryAfterSeconds: limitRetry,
   });
-  const ticketsFull = (key: string) =>
-    shares.liveTickets(key, (id, server) => ledger.outstandingIds(server).has(id)) >=
-    rc.limits.ticketsPerClient;
+  const ticketsFull = (key: string) => shares.liveTickets(key) >= rc.limits.ticketsPerClient;
 
   /**
    * Tries the ranked servers in turn: reserve (the store refuses a server another reception just
@@ -254,7 +253,7 @@ export function buildOrderDesk(deps: {
     const d = decision ?? outsideLine(line.length() + 1);
     if (!rc.queue.enabled) return { kind: 'busy', queueToken: null, ...line.quote(item, d, now) };
     if (inLine !== undefined) return { kind: 'busy', queueToken: inLine, ...line.quote(item, d, now) };
-    if (shares.places(clientKey, line.holds) >= rc.limits.placesPerClient)
+    if (shares.placesAtLeast(clientKey, rc.limits.placesPerClient, line.holds))
       return clientLimit(`${rc.limits.placesPerClient} places in line`);
     const { token, quote } = await line.join(item, d, now);
     shares.placeGiven(clientKey, token);

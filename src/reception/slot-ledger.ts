@@ -29,6 +29,16 @@ export class SlotLedger {
   private freedSinceTick = 0;
   private rate: number | undefined;
   private lastTick: number | undefined;
+  private readonly freedListeners: ((ticketId: string) => void)[] = [];
+
+  /**
+   * Calls `listener` whenever a ticket stops holding a slot here, by any path: `released`, or
+   * gone from the store's view at a `refresh` (ended by another reception, or by the store).
+   * It may be called more than once for one ticket.
+   */
+  onFreed(listener: (ticketId: string) => void): void {
+    this.freedListeners.push(listener);
+  }
 
   outstanding(server: string): number {
     return this.byServer.get(server)?.size ?? 0;
@@ -71,6 +81,7 @@ export class SlotLedger {
     const had = set?.delete(ticketId) ?? false;
     this.journal?.push({ op: 'del', server, id: ticketId });
     this.known.delete(ticketId);
+    this.announceFreed(ticketId);
     if (had && completion) this.freedSinceTick += 1;
     if (serverAt !== undefined) {
       this.freed.set(ticketId, { at: serverAt, localAt: now });
@@ -114,7 +125,11 @@ export class SlotLedger {
     }
     // This runs every monitor interval over every outstanding ticket (tens of thousands in a
     // rush): the per-server sets just rebuilt say what to keep, without a second set of all ids.
-    for (const [id, k] of this.known) if (!this.byServer.get(k.server)?.has(id)) this.known.delete(id);
+    for (const [id, k] of this.known) {
+      if (this.byServer.get(k.server)?.has(id)) continue;
+      this.known.delete(id);
+      this.announceFreed(id);
+    }
     this.pruneFreed(now, false);
   }
 
@@ -141,6 +156,10 @@ export class SlotLedger {
 
   completionsPerSecond(): number {
     return this.rate ?? 0;
+  }
+
+  private announceFreed(ticketId: string): void {
+    for (const l of this.freedListeners) l(ticketId);
   }
 
   private setOf(server: string): Set<string> {
