@@ -6,8 +6,11 @@
  * each, then two alternating rounds of 4 s, best kept), with each server's CPU time per request
  * beside it — a figure a busy machine disturbs far less than requests per second. Policy
  * `expiring` with one ticket reused by every request, so both servers do the same work per
- * request apart from our ticket check. Goals: throughput ≥ 0.9 × nginx, requests/s ≥ 0.5 × nginx.
- * Prints the numbers and the ratios; no pass/fail. Run with `node --import tsx bench/content.ts`,
+ * request apart from our ticket check. The content servers run as `rushgate content` processes
+ * of their own (port 0, ready files), as deployed, and each server's CPU time per download is
+ * printed beside the 1 GiB rate. Goals: throughput ≥ 0.9 × nginx, requests/s ≥ 0.5 × nginx.
+ * Prints the numbers and the ratios; no pass/fail. Run with `node --import tsx bench/content.ts`
+ * after `npm run build`,
  * or import `runContentBench()`. Then both again over HTTPS (one self-signed certificate for both): the
  * TLS rows. Takes about 90 s; needs nginx, curl and wrk on the PATH (skips,
  * saying so, when one is missing). `BENCH_SMALL_ONLY=1` runs only the 16 KiB part (for iterating).
@@ -27,30 +30,20 @@ import {
   writeSync,
 } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 import { keyRingOf } from '../src/config/keys.js';
 import { parseConfig } from '../src/config/load.js';
-import { buildContentServer } from '../src/content/index.js';
 import { issueTicket } from '../src/tickets/index.js';
-import { silentLogger } from '../src/util/log.js';
+import { candidatePorts } from '../test/helpers/deployment.js';
+import { isPortClash, readReadyFile } from '../test/helpers/ports.js';
+import { type Proc, startRushgate } from '../test/helpers/proc.js';
 
 const run = promisify(execFile);
 const NGINX = '/usr/sbin/nginx';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function has(cmd: string): Promise<boolean> {
   try {
@@ -198,7 +191,7 @@ http {
 }
 
 /** A stand-in for the reception's internal port, so transfer events are accepted, not retried. */
-function eventSink(port: number): Promise<http.Server> {
+function eventSink(): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -206,10 +199,41 @@ function eventSink(port: number): Promise<http.Server> {
       res.end('{}');
     });
   });
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
 const fmtRate = (bps: number) => `${(bps / 1024 ** 2).toFixed(0)} MiB/s`;
+
+/**
+ * RUSHGATE_BENCH_PROFILE=DIR: the plain-HTTP content server runs with `node --cpu-prof` and writes
+ * its profile into DIR when it stops.
+ */
+const PROFILE_DIR = process.env.RUSHGATE_BENCH_PROFILE;
+
+/**
+ * A content server in a process of its own, as in a deployment: inside the bench's process it
+ * would share a heap and a JIT with the harness and with the benchmarks run before it (after the
+ * tickets bench it took ~30% more CPU per request than alone).
+ */
+async function startContent(
+  configPath: string,
+  id: string,
+  readyFile: string,
+): Promise<{ proc: Proc; port: number }> {
+  const proc = startRushgate(['content', '--config', configPath, '--id', id, '--ready-file', readyFile], {
+    env: { LOG_LEVEL: 'error' },
+    ...(PROFILE_DIR && id === 'a' ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
+  });
+  const ready = await Promise.race([
+    readReadyFile(readyFile),
+    proc.exited.then((c) => {
+      throw new Error(`content server ${id} exited (${c}):\n${proc.output()}`);
+    }),
+  ]);
+  const url = ready.contentServers?.[id]?.public;
+  if (!url) throw new Error(`no public address in ${readyFile}`);
+  return { proc, port: Number(new URL(url).port) };
+}
 
 export async function runContentBench(): Promise<void> {
   for (const cmd of [NGINX, 'curl', 'wrk']) {
@@ -235,72 +259,57 @@ export async function runContentBench(): Promise<void> {
     closeSync(fd);
     writeFileSync(path.join(root, 'small.bin'), randomBytes(16 * 1024));
 
-    const [pub, int, recInt, nginxPort] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-    ];
     // TLS rows: a second content server with `tls`, and nginx's HTTPS block, one self-signed cert.
-    const tls = {
-      ...makeBenchCert(dir),
-      pub: await freePort(),
-      int: await freePort(),
-      nginx: await freePort(),
-    };
-    const config = parseConfig({
+    const tls = makeBenchCert(dir);
+    const sink = await eventSink();
+    cleanups.push(() => new Promise<void>((r) => sink.close(() => r())));
+    const recInt = (sink.address() as { port: number }).port;
+    // The content servers listen on port 0 and say where in their ready files.
+    const server = (id: string, extra: Record<string, unknown> = {}) => ({
+      id,
+      publicUrl: 'http://127.0.0.1:1',
+      internalUrl: 'http://127.0.0.1:1',
+      listen: '127.0.0.1:0',
+      internalListen: '127.0.0.1:0',
+      root,
+      capacity: 100,
+      // wrk's 50 connections share one ticket here; the per-ticket cap (default 8) is for buyers.
+      connectionsPerTicket: 100,
+      ...extra,
+    });
+    const doc = {
       secrets: {
         ticketKeys: [{ id: 'k1', key: randomBytes(32).toString('base64url') }],
         internalToken: randomBytes(24).toString('base64url'),
       },
       reception: { internalListen: `127.0.0.1:${recInt}`, store: 'memory:', tickets: { policy: 'expiring' } },
-      contentServers: [
-        {
-          id: 'a',
-          publicUrl: `http://127.0.0.1:${pub}`,
-          internalUrl: `http://127.0.0.1:${int}`,
-          listen: `127.0.0.1:${pub}`,
-          internalListen: `127.0.0.1:${int}`,
-          root,
-          capacity: 100,
-          // wrk's 50 connections share one ticket here; the per-ticket cap (default 8) is for buyers.
-          connectionsPerTicket: 100,
-        },
-        {
-          id: 'tls',
-          publicUrl: `https://127.0.0.1:${tls.pub}`,
-          internalUrl: `http://127.0.0.1:${tls.int}`,
-          listen: `127.0.0.1:${tls.pub}`,
-          internalListen: `127.0.0.1:${tls.int}`,
-          root,
-          capacity: 100,
-          // wrk's 50 connections share one ticket here; the per-ticket cap (default 8) is for buyers.
-          connectionsPerTicket: 100,
-          tls: { cert: tls.cert, key: tls.key },
-        },
-      ],
-    });
-    const sink = await eventSink(recInt);
-    cleanups.push(() => new Promise<void>((r) => sink.close(() => r())));
-    const server = buildContentServer({ config, serverId: 'a', logger: silentLogger, rescanIntervalMs: 0 });
-    await server.start();
-    cleanups.push(() => server.stop(0));
-    const tlsServer = buildContentServer({
-      config,
-      serverId: 'tls',
-      logger: silentLogger,
-      rescanIntervalMs: 0,
-    });
-    await tlsServer.start();
-    cleanups.push(() => tlsServer.stop(0));
-    const nginx = await startNginx(dir, root, nginxPort, { port: tls.nginx, cert: tls.cert, key: tls.key });
+      contentServers: [server('a'), server('tls', { tls: { cert: tls.cert, key: tls.key } })],
+    };
+    const config = parseConfig(doc);
+    const configPath = path.join(dir, 'deployment.yaml');
+    writeFileSync(configPath, stringify(doc));
+    const a = await startContent(configPath, 'a', path.join(dir, 'ready-a.json'));
+    cleanups.push(() => a.proc.kill().then(() => {}));
+    const b = await startContent(configPath, 'tls', path.join(dir, 'ready-tls.json'));
+    cleanups.push(() => b.proc.kill().then(() => {}));
+    const pub = a.port;
+    const tlsPub = b.port;
+    // nginx cannot report a port it chose: two are held together and released just before it
+    // starts; if another process takes one in between, it fails "in use" and starts on new ones.
+    let nginx: NginxHandle | undefined;
+    let nginxPort = 0;
+    let nginxTlsPort = 0;
+    for (let attempt = 1; !nginx; attempt++) {
+      [nginxPort, nginxTlsPort] = (await candidatePorts(2)) as [number, number];
+      try {
+        nginx = await startNginx(dir, root, nginxPort, { port: nginxTlsPort, cert: tls.cert, key: tls.key });
+      } catch (err) {
+        if (attempt >= 5 || !isPortClash(err)) throw err;
+      }
+    }
     cleanups.push(nginx.stop);
     const nginxCpu = () => cpuSecondsOf(nginx.workerPid());
-    // The server runs in this process, which is otherwise idle while wrk runs.
-    const ownCpu = () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    };
+    const ownCpu = () => cpuSecondsOf(a.proc.child.pid);
 
     const ticketFor = (itemPath: string, serverId = 'a') =>
       issueTicket(
@@ -331,14 +340,30 @@ export async function runContentBench(): Promise<void> {
 
       let oursBest = 0;
       let nginxBest = 0;
+      // Server CPU seconds per download, least of 3: like CPU per request below, a busy machine
+      // disturbs it far less than the rate (other processes slow curl and the server alike).
+      let oursCpu = Number.POSITIVE_INFINITY;
+      let nginxCpuBest = Number.POSITIVE_INFINITY;
+      const timed = async (cpu: () => number, url: string) => {
+        const before = cpu();
+        const speed = await curlSpeed(url);
+        return { speed, cpu: cpu() - before };
+      };
       for (let round = 0; round < 3; round++) {
-        nginxBest = Math.max(nginxBest, await curlSpeed(theirs('/big.bin')));
-        oursBest = Math.max(oursBest, await curlSpeed(ours('/big.bin')));
+        const n = await timed(nginxCpu, theirs('/big.bin'));
+        nginxBest = Math.max(nginxBest, n.speed);
+        nginxCpuBest = Math.min(nginxCpuBest, n.cpu);
+        const o = await timed(ownCpu, ours('/big.bin'));
+        oursBest = Math.max(oursBest, o.speed);
+        oursCpu = Math.min(oursCpu, o.cpu);
       }
       const throughputRatio = oursBest / nginxBest;
       console.log(
         `1 GiB download (curl, best of 3): rushgate ${fmtRate(oursBest)}, nginx ${fmtRate(nginxBest)}, ` +
           `ratio ${throughputRatio.toFixed(2)} (goal ≥ 0.9)`,
+      );
+      console.log(
+        `  server CPU per 1 GiB download: rushgate ${oursCpu.toFixed(2)} s, nginx ${nginxCpuBest.toFixed(2)} s`,
       );
     }
 
@@ -367,8 +392,8 @@ export async function runContentBench(): Promise<void> {
     await tlsRows({
       smallOnly,
       cacert: tls.cert,
-      ours: (itemPath) => `https://127.0.0.1:${tls.pub}/t/${ticketFor(itemPath, 'tls')}${itemPath}`,
-      theirs: (itemPath) => `https://127.0.0.1:${tls.nginx}${itemPath}`,
+      ours: (itemPath) => `https://127.0.0.1:${tlsPub}/t/${ticketFor(itemPath, 'tls')}${itemPath}`,
+      theirs: (itemPath) => `https://127.0.0.1:${nginxTlsPort}${itemPath}`,
     });
   } finally {
     for (const c of cleanups.reverse()) {

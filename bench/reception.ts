@@ -16,13 +16,17 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { parse, stringify } from 'yaml';
-import { makeDeployment } from '../test/helpers/deployment.js';
+import {
+  candidatePorts,
+  makeDeployment,
+  type TestDeployment,
+  withPortRetry,
+} from '../test/helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
 
 const THROUGHPUT_CONNECTIONS = 64;
@@ -105,7 +109,7 @@ function runWrk(url: string, script: string, connections: number, seconds: numbe
  * with the reception's listen backlog (4096), so that 2,000 connections opening at once measure
  * the servers and not the kernel dropping SYNs at Node's default backlog of 511.
  */
-function startRawServer(port: number): Promise<ReturnType<typeof spawn>> {
+function startRawServer(): Promise<{ child: ReturnType<typeof spawn>; port: number }> {
   const code = `
     const http = require('node:http');
     const server = http.createServer((req, res) => {
@@ -116,11 +120,11 @@ function startRawServer(port: number): Promise<ReturnType<typeof spawn>> {
       });
     });
     server.keepAliveTimeout = 60000;
-    server.listen({ port: ${port}, host: '127.0.0.1', backlog: 4096 }, () => process.send && process.send('ready'));
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => process.send(server.address().port));
   `;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child.once('message', () => resolve(child));
+    child.once('message', (port) => resolve({ child, port: Number(port) }));
     child.once('error', reject);
     child.once('exit', (c) => reject(new Error(`raw server exited ${c}`)));
   });
@@ -173,9 +177,24 @@ async function grantLoad(dir: string, count: number): Promise<{ jwks: string; sc
   return { jwks, script };
 }
 
-export async function runReceptionBench(): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'rushgate-bench-grants-'));
-  const grantBench = await grantLoad(dir, GRANTS);
+/**
+ * RUSHGATE_BENCH_PROFILE=DIR: the SQLite reception runs with `node --cpu-prof` and writes its
+ * profile into DIR when it stops (open it in Chrome's DevTools or read it with a script).
+ */
+const PROFILE_DIR = process.env.RUSHGATE_BENCH_PROFILE;
+
+interface Setup {
+  d: TestDeployment;
+  procs: Proc[];
+  memUrl: string;
+}
+
+/**
+ * The deployment and its processes. Ports come from the harness (`candidatePorts`, held together
+ * and released just before the processes start); if another process takes one in between, a
+ * process exits "in use" and `withPortRetry` starts everything again on new ones.
+ */
+async function setUp(grantJwks: string): Promise<Setup> {
   const d = await makeDeployment({
     servers: 3,
     server: () => ({ capacity: 1_000_000 }),
@@ -189,23 +208,13 @@ export async function runReceptionBench(): Promise<void> {
       // Only the grant row sends grants; /bench.bin needs none (a grant sent is checked all the same).
       grants: {
         required: ['/paid/**'],
-        issuers: [{ iss: 'https://bench-shop.example', jwks: grantBench.jwks }],
+        issuers: [{ iss: 'https://bench-shop.example', jwks: grantJwks }],
       },
     },
   });
   d.writeItem('/bench.bin', 'x'.repeat(1024));
-  const script = path.join(d.dir, 'post.lua');
-  writeFileSync(
-    script,
-    [
-      'wrk.method = "POST"',
-      'wrk.body = \'{"item":"/bench.bin"}\'',
-      'wrk.headers["Content-Type"] = "application/json"',
-      '',
-    ].join('\n'),
-  );
   // The same deployment with the reception on other ports and the memory: store.
-  const memPorts = [await freePort(), await freePort()];
+  const memPorts = await candidatePorts(2);
   const memFile = path.join(d.dir, 'memory.yaml');
   const doc = parse(readFileSync(d.configPath, 'utf8')) as { reception: Record<string, unknown> };
   doc.reception.listen = `127.0.0.1:${memPorts[0]}`;
@@ -216,18 +225,48 @@ export async function runReceptionBench(): Promise<void> {
   const memUrl = `http://127.0.0.1:${memPorts[0]}`;
 
   const procs: Proc[] = [];
-  let raw: ReturnType<typeof spawn> | undefined;
   try {
     for (const s of d.config.contentServers) {
       procs.push(
         startRushgate(['content', '--config', d.configPath, '--id', s.id], { env: { LOG_LEVEL: 'error' } }),
       );
     }
-    const reception = startRushgate(['reception', '--config', d.configPath], { env: { LOG_LEVEL: 'error' } });
+    const reception = startRushgate(['reception', '--config', d.configPath], {
+      env: { LOG_LEVEL: 'error' },
+      ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
+    });
     const memReception = startRushgate(['reception', '--config', memFile], { env: { LOG_LEVEL: 'error' } });
     procs.push(reception, memReception);
     await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: reception, timeoutMs: 20_000 });
     await waitForHttp(`${memUrl}/healthz`, { proc: memReception, timeoutMs: 20_000 });
+    for (const [i, s] of d.config.contentServers.entries()) {
+      await waitForHttp(`${s.internalUrl}/healthz`, { proc: procs[i], timeoutMs: 20_000 });
+    }
+    return { d, procs, memUrl };
+  } catch (err) {
+    await Promise.all(procs.map((p) => p.kill()));
+    d.cleanup();
+    throw err;
+  }
+}
+
+export async function runReceptionBench(): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rushgate-bench-grants-'));
+  const grantBench = await grantLoad(dir, GRANTS);
+  const { d, procs, memUrl } = await withPortRetry(() => setUp(grantBench.jwks));
+  const script = path.join(d.dir, 'post.lua');
+  writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      'wrk.body = \'{"item":"/bench.bin"}\'',
+      'wrk.headers["Content-Type"] = "application/json"',
+      '',
+    ].join('\n'),
+  );
+
+  let raw: ReturnType<typeof spawn> | undefined;
+  try {
     // Every content server up before measuring, so tickets spread as they would in a rush.
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
@@ -237,8 +276,9 @@ export async function runReceptionBench(): Promise<void> {
       if (s.servers.every((x) => x.health === 'up')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const rawPort = await freePort();
-    raw = await startRawServer(rawPort);
+    const started = await startRawServer();
+    raw = started.child;
+    const rawPort = started.port;
     const rawUrl = `http://127.0.0.1:${rawPort}/bench.bin`;
     const recUrl = `${d.config.reception.publicUrl}/api/orders`;
     const memOrders = `${memUrl}/api/orders`;
@@ -302,16 +342,4 @@ export async function runReceptionBench(): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   await runReceptionBench();
-}
-
-/** A port free now (benchmarks run alone on the machine; tests never do this, see test/helpers/ports.ts). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }

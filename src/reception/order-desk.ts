@@ -179,7 +179,8 @@ export function buildOrderDesk(deps: {
     return { code: 'grant_used' };
   }
 
-  const shares = new ClientShares();
+  const shares = new ClientShares((id, server) => ledger.outstandingIds(server).has(id));
+  ledger.onTicketGone((id) => shares.ticketEnded(id));
   const recipients = new RateLimiter(MAIL_RULE, 100_000);
   const limitRetry = Math.min(rc.queue.maxRetryAfterSeconds, rc.tickets.claimSeconds);
   const clientLimit = (what: string): OrderOutcome => ({
@@ -188,9 +189,7 @@ export function buildOrderDesk(deps: {
     message: `This client already holds ${what}.`,
     retryAfterSeconds: limitRetry,
   });
-  const ticketsFull = (key: string) =>
-    shares.liveTickets(key, (id, server) => ledger.outstandingIds(server).has(id)) >=
-    rc.limits.ticketsPerClient;
+  const ticketsFull = (key: string) => shares.liveTickets(key) >= rc.limits.ticketsPerClient;
 
   /**
    * Tries the ranked servers in turn: reserve (the store refuses a server another reception just
@@ -286,7 +285,7 @@ export function buildOrderDesk(deps: {
         ...line.quote(item, d, now),
       };
     }
-    if (shares.places(clientKey, line.holds) >= rc.limits.placesPerClient)
+    if (shares.placesAtLeast(clientKey, rc.limits.placesPerClient, line.holds))
       return clientLimit(`${rc.limits.placesPerClient} places in line`);
     const joined = await line.join(item, d, now);
     if (joined.kind === 'full') {

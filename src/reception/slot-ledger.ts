@@ -69,6 +69,16 @@ export class SlotLedger {
       this.fromPeer = false;
     }
   }
+  private readonly goneListeners: ((ticketId: string) => void)[] = [];
+
+  /**
+   * Calls `listener` whenever a ticket stops holding a slot here, by any path: `released`, or
+   * gone from the store's view at a `refresh` (ended by another reception, or by the store).
+   * It may be called more than once for one ticket.
+   */
+  onTicketGone(listener: (ticketId: string) => void): void {
+    this.goneListeners.push(listener);
+  }
 
   outstanding(server: string): number {
     return this.byServer.get(server)?.size ?? 0;
@@ -127,6 +137,7 @@ export class SlotLedger {
     const had = set?.delete(ticketId) ?? false;
     this.journal?.push({ op: 'del', server, id: ticketId });
     this.known.delete(ticketId);
+    this.announceGone(ticketId);
     if (had && completion) this.freedSinceTick += 1;
     if (had) for (const l of this.freedListeners) l(ticketId, server, this.fromPeer);
     if (serverAt !== undefined) {
@@ -171,7 +182,11 @@ export class SlotLedger {
     }
     // This runs every monitor interval over every outstanding ticket (tens of thousands in a
     // rush): the per-server sets just rebuilt say what to keep, without a second set of all ids.
-    for (const [id, k] of this.known) if (!this.byServer.get(k.server)?.has(id)) this.known.delete(id);
+    for (const [id, k] of this.known) {
+      if (this.byServer.get(k.server)?.has(id)) continue;
+      this.known.delete(id);
+      this.announceGone(id);
+    }
     this.pruneFreed(now, false);
   }
 
@@ -198,6 +213,10 @@ export class SlotLedger {
 
   completionsPerSecond(): number {
     return this.rate ?? 0;
+  }
+
+  private announceGone(ticketId: string): void {
+    for (const l of this.goneListeners) l(ticketId);
   }
 
   private setOf(server: string): Set<string> {

@@ -26,9 +26,10 @@ process.on('exit', () => {
 export function startRushgate(
   args: string[],
   /** `detached`: a process group of its own, so a test can signal the group as a terminal would. */
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; detached?: boolean } = {},
+  /** `nodeArgs`: flags for node itself (`--cpu-prof`, which NODE_OPTIONS refuses). */
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; detached?: boolean; nodeArgs?: string[] } = {},
 ): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
