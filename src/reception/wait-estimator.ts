@@ -210,7 +210,7 @@ interface Slot {
 
 function slotOf(r: Record, elapsedMs: number | undefined): Slot {
   const n = r.sorted.length;
-  const e = elapsedMs === undefined ? 0 : Math.max(0, elapsedMs);
+  const e = elapsedMs !== undefined && Number.isFinite(elapsedMs) ? Math.max(0, elapsedMs) : 0;
   const done = countAtMost(r, e);
   const tail = n - done;
   if (tail >= MIN_TAIL) {
@@ -373,11 +373,12 @@ function rateSaturation(input: EstimateInput): number {
 }
 
 export function estimateWait(input: EstimateInput): Estimate {
-  const slotsNeeded = Math.max(1, Math.ceil(input.slotsNeeded));
+  const finite = (x: number) => (Number.isFinite(x) ? x : 0);
+  const slotsNeeded = Math.max(1, Math.ceil(finite(input.slotsNeeded)));
   const valid = input.serviceTimesMs.filter((s) => Number.isFinite(s) && s >= 0);
   const recorded = valid.length >= MIN_SERVICE_SAMPLES && valid.some((s) => s > 0);
-  const busy = input.inFlight.length + Math.max(0, input.unknownInFlight);
-  const n = Math.max(1, input.capacity, busy);
+  const busy = input.inFlight.length + Math.max(0, Math.floor(finite(input.unknownInFlight)));
+  const n = Math.max(1, Math.floor(finite(input.capacity)), busy);
   const window = input.rateWindowSeconds ?? DEFAULT_RATE_WINDOW_S;
 
   const rates = [input.completionsPerSecond, input.lineRatePerSecond ?? 0].filter(
@@ -429,7 +430,7 @@ export function estimateWait(input: EstimateInput): Estimate {
     relVar = 1 / Math.max(1, rate * window);
     method = 'rate';
   } else {
-    const cycle = Math.max(1, input.coldStartServiceMs);
+    const cycle = Math.max(1, finite(input.coldStartServiceMs));
     record = recordOf(assumedSamples(cycle));
     logCycle = Math.log(cycle);
     relVar = COLD_START_REL_SD * COLD_START_REL_SD;

@@ -80,6 +80,20 @@ describe('wait estimator', () => {
     assert.ok(over.seconds <= 1 && over.highSeconds <= 3, JSON.stringify(over));
   });
 
+  it('survives measurements that are not numbers', () => {
+    const e = estimateWait({
+      ...base,
+      slotsNeeded: Number.NaN,
+      inFlight: [{ elapsedMs: Number.NaN }],
+      unknownInFlight: -3,
+      serviceTimesMs: [Number.NaN, -1, 3_000, 3_000, 3_000],
+      completionsPerSecond: Number.NaN,
+      lineRatePerSecond: Number.POSITIVE_INFINITY,
+    });
+    assert.ok(Number.isInteger(e.seconds) && e.seconds >= 1, JSON.stringify(e));
+    assert.ok(e.lowSeconds <= e.seconds && e.seconds <= e.highSeconds, JSON.stringify(e));
+  });
+
   it('ignores a record with too few samples', () => {
     assert.equal(meanServiceMs([1, 2]), undefined);
     assert.equal(meanServiceMs([1, 2, 3]), 2);
