@@ -254,6 +254,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
       queue: {
         length: line.length(),
         estimatedWaitSeconds: line.lastEstimate(),
+        estimatedWaitRangeSeconds: line.lastRange() ?? null,
         calibration: line.calibration(),
         admissionRate: line.admissionRate(),
         heldOpen: desk.heldOpen(),

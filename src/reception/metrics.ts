@@ -114,6 +114,16 @@ export function createReceptionMetrics(): ReceptionMetrics {
     (s) => s.calibration().medianAbsoluteErrorSeconds,
   );
   single(
+    'wait_admitted_in_range_ratio',
+    'Share of recent waiters admitted inside their first 80 % range (goal 0.75–0.85)',
+    (s) => s.calibration().admittedInRange,
+  );
+  single(
+    'wait_estimate_median_relative_error',
+    'Median |actual − first estimate| / actual, recent waiters (goal ≤ 0.2)',
+    (s) => s.calibration().medianRelativeError,
+  );
+  single(
     'wait_calibration_samples',
     'Waiters the calibration figures are computed from',
     (s) => s.calibration().samples,

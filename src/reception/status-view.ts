@@ -58,6 +58,8 @@ export const calibrationViewSchema = z.object({
   admittedBeforeEstimate: share,
   /** Share admitted inside their first `estimatedWaitRangeSeconds` (when the line quotes one). */
   admittedInRange: share.nullable().optional(),
+  /** Waiters that were quoted a range (the denominator of `admittedInRange`). */
+  rangeSamples: count.optional(),
   medianAbsoluteErrorSeconds: z.number().min(0),
   /** Median of |actual − estimate| / actual. */
   medianRelativeError: z.number().min(0).nullable().optional(),

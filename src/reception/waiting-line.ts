@@ -71,6 +71,8 @@ export interface WaitingLine {
   calibration(): Calibration;
   /** The estimate the latest newcomer got (metrics). */
   lastEstimate(): number;
+  /** The range the latest newcomer got, when it got one. */
+  lastRange(): [number, number] | undefined;
 }
 
 export function buildWaitingLine(deps: {
@@ -94,6 +96,7 @@ export function buildWaitingLine(deps: {
   /** Tokens known to be in line (joined or seen here, not seen leaving): per-client place counts. */
   const inLine = new Set<string>();
   let lastEstimate = 0;
+  let lastRange: [number, number] | undefined;
   let admittedSinceTick = 0;
   let admissionRate: number | undefined;
   let lastTick: number | undefined;
@@ -179,6 +182,8 @@ export function buildWaitingLine(deps: {
       unknownInFlight: untracked,
       serviceTimesMs,
       completionsPerSecond: ledger.completionsPerSecond(),
+      // The rate at which the line moves: the seed's two methods plus what the line shows.
+      lineRatePerSecond: admissionRate ?? 0,
       coldStartServiceMs: COLD_START_SERVICE_MS,
     });
     const ra = retryAfterSeconds({
@@ -193,9 +198,7 @@ export function buildWaitingLine(deps: {
       estimatedWaitSeconds: estimate.seconds,
       retryAfterSeconds: ra,
     };
-    if (estimate.lowSeconds !== undefined && estimate.highSeconds !== undefined) {
-      out.estimatedWaitRangeSeconds = [estimate.lowSeconds, estimate.highSeconds];
-    }
+    out.estimatedWaitRangeSeconds = [estimate.lowSeconds, estimate.highSeconds];
     return out;
   }
 
@@ -232,8 +235,12 @@ export function buildWaitingLine(deps: {
         return { kind: 'full' };
       }
       items.set(token, item);
-      if (quoted.estimatedWaitRangeSeconds) ranges.set(token, quoted.estimatedWaitRangeSeconds);
+      if (quoted.estimatedWaitRangeSeconds) {
+        if (ranges.size >= IN_LINE_MAX) ranges.delete(ranges.keys().next().value as string);
+        ranges.set(token, quoted.estimatedWaitRangeSeconds);
+      }
       lastEstimate = quoted.estimatedWaitSeconds;
+      lastRange = quoted.estimatedWaitRangeSeconds;
       lineLength = Math.max(lineLength, joined.position);
       remember(token);
       // Where it really landed: another reception may have joined in between.
@@ -281,5 +288,6 @@ export function buildWaitingLine(deps: {
     admissionRate: () => admissionRate ?? 0,
     calibration: () => calibrationOf(samples),
     lastEstimate: () => lastEstimate,
+    lastRange: () => lastRange,
   };
 }
