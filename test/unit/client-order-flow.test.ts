@@ -134,7 +134,7 @@ async function fakeReception(): Promise<FakeReception> {
     });
     req.on('end', () => {
       fr.requests.push(`${req.method} ${req.url} ${body}`);
-      fr.prefer.push(req.headers.prefer);
+      fr.prefer.push(req.headers.prefer as string | undefined);
       if (req.method === 'POST' && req.url === '/api/orders') {
         const custom = fr.orderAnswers.shift();
         if (custom) custom(res);
