@@ -6,8 +6,9 @@
  * seeing the client. Every retry that carries a queue token asks the reception to hold it open
  * (`Prefer: wait=N`, CONTRACT §3 "Admission without delay"); when the reception did
  * (`Preference-Applied`), a busy answer is followed by the next held retry at once, so the client
- * is always listening for its turn; a reception that ignores the preference is retried at
- * `Retry-After` as before. `--max-wait` becomes a deadline: no try is made after it, no hold
+ * is always listening for its turn. The first busy answer is followed at once by one held retry
+ * too, to learn whether the reception holds; one that ignores the preference answers it at once
+ * and is retried at `Retry-After` from then on, as before. `--max-wait` becomes a deadline: no try is made after it, no hold
  * reaches past it, and the wait ends at it. `decide` and `preferWaitSeconds` are the pure rules;
  * `waitForTicket` runs them against a clock and the reception.
  */
@@ -97,6 +98,13 @@ export function decide(
     /** When the try was sent and the hold it asked for, if it asked for one. */
     askedAt?: number;
     preferWaitSeconds?: number;
+    /**
+     * Whether the reception has yet to show if it holds requests: then the first busy answer is
+     * followed at once by one held retry, so no slot freed in the meantime waits for this client's
+     * Retry-After; a reception that ignores the preference answers it at once and is paced by
+     * Retry-After from then on.
+     */
+    probeHold?: boolean;
   },
 ): Step {
   let at: number;
@@ -106,7 +114,7 @@ export function decide(
     case 'error':
       return { action: 'refuse' };
     case 'busy':
-      if (heldLongEnough(answer, now, opts)) {
+      if (heldLongEnough(answer, now, opts) || (opts.probeHold && opts.preferWaitSeconds === undefined)) {
         if (opts.deadline !== undefined && now >= opts.deadline)
           return { action: 'give_up', at: now, reason: 'deadline' };
         return { action: 'retry', at: now, held: true };
@@ -191,10 +199,14 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
   let unreachableSince: number | undefined;
   let lastPosition: number | undefined;
   let suggestedSeconds: number | undefined;
+  /** Whether this reception holds requests open: unknown until a held try was answered. */
+  let holds: 'unknown' | 'yes' | 'no' = 'unknown';
   let tries = 0;
   const waited = () => (firstBusy === undefined ? 0 : clock.now() - firstBusy.answeredAt);
 
   for (;;) {
+    // A held retry follows its answer at once, with no sleep that would notice an abort.
+    if (opts.signal?.aborted) throw opts.signal.reason;
     const askedAt = clock.now();
     const hold = queueToken ? preferWaitSeconds(suggestedSeconds, askedAt, opts.deadline) : undefined;
     // The first try always runs to its answer, so `--max-wait 0` means "try once".
@@ -237,7 +249,14 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
       if (answer.queueToken) queueToken = answer.queueToken;
       lastPosition = answer.position;
       suggestedSeconds = answer.retryAfterSeconds;
+      if (hold !== undefined) holds = answer.waitAppliedSeconds === undefined ? 'no' : 'yes';
+      if (hold !== undefined && answer.waitAppliedSeconds !== undefined) heldAnswers++;
     }
+    const probeHold =
+      holds === 'unknown' &&
+      answer.kind === 'busy' &&
+      queueToken !== undefined &&
+      preferWaitSeconds(suggestedSeconds, now, opts.deadline) !== undefined;
     const step = decide(answer, now, {
       deadline: opts.deadline,
       failures,
@@ -245,6 +264,7 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
       unreachableGiveUpMs,
       askedAt,
       ...(hold === undefined ? {} : { preferWaitSeconds: hold }),
+      probeHold,
     });
     switch (step.action) {
       case 'admit':
@@ -285,7 +305,6 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
       case 'retry':
         if (answer.kind === 'unreachable') observer?.unreachable?.(answer.message, step.at);
         if (step.held && answer.kind === 'busy') {
-          heldAnswers++;
           observer?.busy?.(viewOf(answer, step.at, true));
           break;
         }

@@ -56,27 +56,28 @@ function script(clock: Clock, answers: ReceptionAnswer[]) {
   };
 }
 
-test('retries after Retry-After, never sooner, with the queue token, until admitted', async () => {
+test('a reception that ignores Prefer: one held try at once, then Retry-After, never sooner, with the token', async () => {
   const clock = fakeClock();
-  const s = script(clock, [busy(3, 4, 'qa'), busy(2, 1, 'qb'), ticketed]);
+  const s = script(clock, [busy(3, 4, 'qa'), busy(3, 3, 'qa'), busy(2, 1, 'qb'), ticketed]);
   const seen: BusyView[] = [];
   const got = await waitForTicket({ clock, ask: s.ask, observer: { busy: (v) => seen.push(v) } });
   assert.equal(got.kind, 'admitted');
-  assert.equal(s.calls.length, 3);
+  assert.equal(s.calls.length, 4);
   assert.deepEqual(
     s.calls.map((c) => c.token),
-    [undefined, 'qa', 'qb'],
+    [undefined, 'qa', 'qa', 'qb'],
   );
-  assert.ok(s.calls[1]!.at - s.calls[0]!.at >= 3000, 'second try not before Retry-After');
-  assert.ok(s.calls[2]!.at - s.calls[1]!.at >= 2000, 'third try not before Retry-After');
-  assert.equal(s.calls[1]!.at - s.calls[0]!.at, 3000 + RETRY_MARGIN_MS);
+  assert.equal(s.calls[1]!.at, s.calls[0]!.at, 'the held try that finds out goes at once');
+  assert.equal(s.calls[2]!.at - s.calls[1]!.at, 3000 + RETRY_MARGIN_MS, 'then not before Retry-After');
+  assert.equal(s.calls[3]!.at - s.calls[2]!.at, 2000 + RETRY_MARGIN_MS);
   if (got.kind !== 'admitted') return;
-  assert.equal(got.busyAnswers, 2);
+  assert.equal(got.busyAnswers, 3);
+  assert.equal(got.heldAnswers, 0);
   assert.equal(got.firstEstimateSeconds, 6);
-  assert.equal(got.waitedMs, s.calls[2]!.at - s.calls[0]!.at);
+  assert.equal(got.waitedMs, s.calls[3]!.at - s.calls[0]!.at);
   assert.deepEqual(
     seen.map((v) => v.position),
-    [4, 1],
+    [4, 3, 1],
   );
 });
 
@@ -98,10 +99,10 @@ test('admitted at once: no wait, no busy answer', async () => {
 test('gives up at the deadline: no try after it, and not before it', async () => {
   const clock = fakeClock();
   const start = clock.now();
-  const s = script(clock, [busy(5), busy(5), busy(5), busy(5)]);
+  const s = script(clock, [busy(5), busy(5), busy(5), busy(5), busy(5)]);
   const got = await waitForTicket({ clock, ask: s.ask, deadline: start + 12_000 });
   assert.equal(got.kind, 'gave_up');
-  assert.equal(s.calls.length, 3, 'tries at 0, 5 and 10 s; the next would be after 12 s');
+  assert.equal(s.calls.length, 4, 'tries at 0, 0 (held), 5 and 10 s; the next would be after 12 s');
   assert.ok(s.calls.every((c) => c.at <= start + 12_000));
   assert.equal(clock.now(), start + 12_000, 'waits out the deadline');
   if (got.kind === 'gave_up') assert.equal(got.position, 2);
@@ -150,7 +151,7 @@ test('a rate-limited answer is retried after its Retry-After', async () => {
 
 test('reads the place during a long wait and shows it, keeping the retry time', async () => {
   const clock = fakeClock();
-  const s = script(clock, [busy(20, 5, 'qz'), ticketed]);
+  const s = script(clock, [busy(20, 5, 'qz'), busy(20, 5, 'qz'), ticketed]);
   const reads: { at: number; token: string }[] = [];
   let position = 5;
   const readPlace = async (token: string): Promise<QueuePlace> => {
@@ -169,9 +170,9 @@ test('reads the place during a long wait and shows it, keeping the retry time', 
   assert.equal(got.kind, 'admitted');
   assert.ok(reads.length >= 2);
   assert.ok(reads.every((r) => r.token === 'qz'));
-  assert.ok(s.calls[1]!.at - s.calls[0]!.at >= 20_000, 'reading the place does not bring the retry forward');
+  assert.ok(s.calls[2]!.at - s.calls[1]!.at >= 20_000, 'reading the place does not bring the retry forward');
   assert.ok(seen.length >= 3);
-  assert.ok(seen.every((v) => v.retryAt === seen[0]!.retryAt));
+  assert.ok(seen.slice(1).every((v) => v.retryAt === seen[1]!.retryAt));
 });
 
 test('an abort ends the wait at once', async () => {
@@ -258,14 +259,14 @@ test('held retries: the first try asks no hold, every retry with a token asks on
     [undefined, 3, 3, 3],
     'no hold without a token; then the suggested wait',
   );
-  // The first retry waits out Retry-After (the first answer was not held); the next follow at once.
-  assert.equal(s.calls[1]!.at - s.calls[0]!.at, 3000 + RETRY_MARGIN_MS);
+  // The first held retry goes at once, to find out; it is held 3 s; the next follow at once.
+  assert.equal(s.calls[1]!.at, s.calls[0]!.at);
   assert.equal(s.calls[2]!.at - s.calls[1]!.at, 3000, 'held for 3 s, then the next held retry at once');
   assert.equal(s.calls[3]!.at - s.calls[2]!.at, 3000);
   assert.deepEqual(
     seen.map((v) => [v.position, v.heldOpen === true]),
     [
-      [4, false],
+      [4, true],
       [3, true],
       [2, true],
     ],
@@ -312,13 +313,15 @@ test('--max-wait: no hold reaches past the deadline, and none is asked with less
     { answer: busy(5, 3, 'q') },
     { answer: busy(5, 3, 'q') },
     { answer: busy(5, 3, 'q') },
+    { answer: busy(5, 3, 'q') },
   ]);
   const got = await waitForTicket({ clock, ask: s.ask, deadline: start + 12_500 });
   assert.equal(got.kind, 'gave_up');
-  // 0: no token; 5.02: hold 5 (until 10.02); then 2 whole seconds are left: hold 2 (until 12.02).
+  // 0: no token; then held 5 s (until 5), 5 s (until 10), the 2 whole seconds left (until 12),
+  // then a plain try, whose Retry-After would pass the deadline.
   assert.deepEqual(
     s.calls.map((c) => c.hold),
-    [undefined, 5, 2, undefined],
+    [undefined, 5, 5, 2, undefined],
   );
   assert.ok(s.calls.every((c) => c.at <= start + 12_500));
   assert.equal(clock.now(), start + 12_500, 'waits out the deadline, not past it');
@@ -351,5 +354,11 @@ test('decide: a held busy answer retries at once, unless the deadline has come',
   assert.deepEqual(decide(held, now, { ...o, askedAt: now - 100 }), {
     action: 'retry',
     at: now + 4000 + RETRY_MARGIN_MS,
+  });
+  // Not yet known whether the reception holds: one held try at once, to find out.
+  assert.deepEqual(decide(busy(4), now, { failures: 0, unreachableGiveUpMs: 60_000, probeHold: true }), {
+    action: 'retry',
+    at: now,
+    held: true,
   });
 });
