@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Dispatcher, request } from 'undici';
 import { z } from 'zod';
+import { linkSignal } from './abort-link.js';
 
 const ticketSchema = z.object({
   id: z.string(),
@@ -130,13 +131,25 @@ export function createReceptionClient(options: ReceptionClientOptions): Receptio
     signal: AbortSignal | undefined,
     heldSeconds = 0,
   ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: unknown }> {
-    const timeout = AbortSignal.timeout(Math.ceil(timeoutMs + heldSeconds * 1000));
+    const link = linkSignal(signal, timeoutMs + heldSeconds * 1000);
+    try {
+      return await send(method, path, body, extraHeaders, link.signal);
+    } finally {
+      link.done();
+    }
+  }
+
+  async function send(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    extraHeaders: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: unknown }> {
     const res = await request(`${origin}${path}`, {
       method,
       dispatcher: options.dispatcher,
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      // undici's own 300 s header timeout is longer than any hold; the signal above rules.
-      ...(heldSeconds > 0 ? { headersTimeout: Math.ceil(timeoutMs + heldSeconds * 1000) } : {}),
+      signal,
       headers: {
         accept: 'application/json',
         'user-agent': userAgent,

@@ -20,10 +20,11 @@ import { setMaxListeners } from 'node:events';
 import { isIPv4 } from 'node:net';
 import { Agent, type Dispatcher, Pool, request } from 'undici';
 import { UsageError } from '../errors.js';
+import { linkSignal } from './abort-link.js';
 import type { Clock } from './clock.js';
 import { parseItemUrl } from './item-url.js';
 import { runOrder } from './order-flow.js';
-import { createReceptionClient } from './reception-api.js';
+import { createReceptionClient, type ReceptionAnswer, type ReceptionClient } from './reception-api.js';
 import { type BuyerRecord, buildReport, type RushReport, type SlotSample } from './rush-report.js';
 import { DiscardSink } from './sink.js';
 
@@ -108,6 +109,36 @@ function buyerDispatcher(localAddress: string | undefined): Agent {
   });
 }
 
+interface Tally {
+  busy: number;
+  held: number;
+  tickets: string[];
+}
+
+/**
+ * The reception client, counting busy answers and tickets as they arrive, so that a buyer stopped
+ * mid-way (`--max-seconds`, Ctrl-C) still reports what it was told.
+ */
+function tallied(reception: ReceptionClient, tally: Tally): ReceptionClient {
+  const count = (a: ReceptionAnswer): ReceptionAnswer => {
+    if (a.kind === 'busy') {
+      tally.busy++;
+      if (a.waitAppliedSeconds !== undefined) tally.held++;
+    } else if (a.kind === 'ticketed') tally.tickets.push(a.ticket.server);
+    return a;
+  };
+  return {
+    origin: reception.origin,
+    get attempts() {
+      return reception.attempts;
+    },
+    order: async (req, signal) => count(await reception.order(req, signal)),
+    freshTicket: async (orderId, token, signal, ask) =>
+      count(await reception.freshTicket(orderId, token, signal, ask)),
+    queue: (token, signal) => reception.queue(token, signal),
+  };
+}
+
 /** One reading of `GET /status`: usable slots, those in use, and whether anyone waits. Pure. */
 export function slotSampleOf(body: unknown, at: number): SlotSample | undefined {
   if (body === null || typeof body !== 'object') return undefined;
@@ -153,7 +184,8 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
     const startedMs = clock.now() - started;
     const address = ownAddresses ? buyerAddress(index) : undefined;
     const dispatcher: Dispatcher = buyerDispatcher(address);
-    const reception = createReceptionClient({ origin, dispatcher });
+    const tally: Tally = { busy: 0, held: 0, tickets: [] };
+    const reception = tallied(createReceptionClient({ origin, dispatcher }), tally);
     const sink = new DiscardSink();
     try {
       const r = await runOrder({
@@ -196,10 +228,10 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
         outcome: stop.signal.aborted ? 'unfinished' : 'failed',
         startedMs,
         ...(address ? { address } : {}),
-        busyAnswers: 0,
-        heldAnswers: 0,
+        busyAnswers: tally.busy,
+        heldAnswers: tally.held,
         attempts: reception.attempts,
-        tickets: [],
+        tickets: tally.tickets,
         bytes: sink.length,
         errorCode: stop.signal.aborted ? 'unfinished' : err instanceof Error ? err.message : String(err),
       };
@@ -264,10 +296,11 @@ async function sampleStatus(
   try {
     while (!signal.aborted) {
       const at = clock.now();
+      const link = linkSignal(signal, 5_000);
       try {
         const res = await request(url, {
           dispatcher,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(5_000)]),
+          signal: link.signal,
           headers: { accept: 'application/json' },
         });
         let body: unknown;
@@ -279,6 +312,8 @@ async function sampleStatus(
       } catch {
         if (signal.aborted) break;
         errors.count++;
+      } finally {
+        link.done();
       }
       try {
         await clock.sleep(Math.max(0, at + STATUS_SAMPLE_MS - clock.now()), signal);

@@ -12,6 +12,7 @@
  * reaches past it, and the wait ends at it. `decide` and `preferWaitSeconds` are the pure rules;
  * `waitForTicket` runs them against a clock and the reception.
  */
+import { linkSignal } from './abort-link.js';
 import { type Clock, sleepUntil } from './clock.js';
 import type { AskOptions, QueuePlace, ReceptionAnswer, Ticket } from './reception-api.js';
 
@@ -343,13 +344,14 @@ async function askBefore(
 ): Promise<ReceptionAnswer | undefined> {
   const how: AskOptions | undefined = hold === undefined ? undefined : { preferWaitSeconds: hold };
   if (opts.deadline === undefined || first) return opts.ask(queueToken, opts.signal, how);
-  const grace = AbortSignal.timeout(Math.ceil(Math.max(0, opts.deadline - opts.clock.now())) + ASK_GRACE_MS);
-  const signal = opts.signal ? AbortSignal.any([opts.signal, grace]) : grace;
+  const grace = linkSignal(opts.signal, Math.max(0, opts.deadline - opts.clock.now()) + ASK_GRACE_MS);
   try {
-    return await opts.ask(queueToken, signal, how);
+    return await opts.ask(queueToken, grace.signal, how);
   } catch (err) {
-    if (grace.aborted && !opts.signal?.aborted) return undefined;
+    if (grace.timedOut && !opts.signal?.aborted) return undefined;
     throw err;
+  } finally {
+    grace.done();
   }
 }
 
