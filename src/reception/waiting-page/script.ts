@@ -225,7 +225,7 @@ export const WAITING_SCRIPT = `(function () {
           var r = body.estimatedWaitRangeSeconds;
           state.range = r && r.length === 2 ? rangeOf(r[0], r[1]) : null;
           state.retryAfter = retryAfterOf(res, body);
-          var applied = /(^|,)s*waits*=/i.test(res.headers.get('Preference-Applied') || '');
+          var applied = /(^|,)\\s*wait\\s*=/i.test(res.headers.get('Preference-Applied') || '');
           var heldLong = Date.now() - sentAt >= (hold * 1000) / 2;
           // Held (and not cut short by the reception's cap): listen again at once.
           state.dueAt = applied && heldLong ? Date.now() : Date.now() + state.retryAfter * 1000;
