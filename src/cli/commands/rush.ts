@@ -30,7 +30,9 @@ function wholeNumber(value: string, flag: string): number {
 export function registerRushCommand(program: Command): void {
   program
     .command('rush')
-    .description('rehearse a launch: N simulated buyers order, wait, retry and download (bytes discarded)')
+    .description(
+      'rehearse a launch: N simulated buyers (on loopback each from its own 127.x.y.z) order, wait holding their retries open, and download (bytes discarded, digests checked)',
+    )
     .argument('<url>', 'reception item URL, e.g. http://127.0.0.1:8080/sample/big.bin')
     .requiredOption('--clients <n>', 'how many buyers in all')
     .option(
