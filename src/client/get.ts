@@ -230,12 +230,11 @@ export function parseSeconds(value: string, flag: string): number {
 }
 
 /** `--limit-rate 500K` / `2M` / `1G` / `123456` → bytes per second (like curl and wget). */
-export function parseRate(value: string): number {
+export function parseRate(value: string, flag = '--limit-rate'): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?B)?\s*$/.exec(value);
-  if (!m)
-    throw new UsageError(`--limit-rate must look like 500K, 2M or 123456, got ${JSON.stringify(value)}`);
+  if (!m) throw new UsageError(`${flag} must look like 500K, 2M or 123456, got ${JSON.stringify(value)}`);
   const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').toLowerCase()] ?? 1;
   const rate = Math.floor(Number(m[1]) * unit);
-  if (rate < 1) throw new UsageError('--limit-rate must be at least 1 byte per second');
+  if (rate < 1) throw new UsageError(`${flag} must be at least 1 byte per second`);
   return rate;
 }

@@ -11,9 +11,9 @@ import { randomUUID } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { type Clock, sleepUntil } from './clock.js';
 import { type Expected, fetchInto } from './downloader.js';
-import type { ReceptionClient, Ticket } from './reception-api.js';
+import type { AskOptions, ReceptionClient, Ticket } from './reception-api.js';
 import type { Sink } from './sink.js';
-import { type Admission, type WaitObserver, waitForTicket } from './waiting-room.js';
+import { type Admission, type FirstBusy, type WaitObserver, waitForTicket } from './waiting-room.js';
 
 export interface FlowObserver extends WaitObserver {
   /** A ticket arrived; `afterWaiting` when at least one busy answer came before it (ring the bell). */
@@ -62,12 +62,20 @@ interface Common {
   /** Order and ticket requests made to the reception. */
   attempts: number;
   busyAnswers: number;
+  /** Busy answers to requests the reception held open (`Prefer: wait` applied). */
+  heldAnswers: number;
   /** Server of every ticket received, in order. */
   tickets: string[];
   /** Estimated wait of the first busy answer of the first admission, if it was busy. */
   firstEstimateSeconds?: number;
+  /** The first busy answer of the first admission, if it was busy (its place in line). */
+  firstBusy?: FirstBusy;
   /** ms from the start to the first ticket. */
   admittedAfterMs?: number;
+  /** When the first ticket arrived (ms since the epoch). */
+  admittedAt?: number;
+  /** Whether the finished bytes were checked against a stated `Repr-Digest`. */
+  digestChecked?: boolean;
 }
 
 export type FlowResult =
@@ -104,6 +112,7 @@ export async function runOrder(opts: OrderFlowOptions): Promise<FlowResult> {
     waitedMs: 0,
     attempts: 0,
     busyAnswers: 0,
+    heldAnswers: 0,
     tickets: [],
   };
   let ordersPlaced = 0;
@@ -137,12 +146,15 @@ export async function runOrder(opts: OrderFlowOptions): Promise<FlowResult> {
       const admission = await admit(opts, orderId);
       common.waitedMs += admission.waitedMs;
       common.busyAnswers += admission.busyAnswers;
-      if (
-        admission.kind === 'admitted' &&
-        common.firstEstimateSeconds === undefined &&
-        admission.firstEstimateSeconds !== undefined
-      )
-        common.firstEstimateSeconds = admission.firstEstimateSeconds;
+      if (admission.kind === 'admitted') {
+        common.heldAnswers += admission.heldAnswers;
+        // Calibration and FIFO order are judged on the first wait only: the place taken at the start.
+        if (common.admittedAt === undefined && admission.firstBusy !== undefined) {
+          common.firstEstimateSeconds = admission.firstBusy.estimatedWaitSeconds;
+          common.firstBusy = admission.firstBusy;
+        }
+        common.admittedAt ??= admission.admittedAt;
+      }
       if (admission.kind === 'gave_up') return { ...snapshot(), kind: 'busy_timeout' };
       if (admission.kind === 'unreachable')
         return { ...snapshot(), kind: 'failed', code: 'reception_unreachable', message: admission.message };
@@ -201,6 +213,7 @@ export async function runOrder(opts: OrderFlowOptions): Promise<FlowResult> {
           observer?.notice?.('the content server stated no Repr-Digest; the download is unchecked');
         return {
           ...snapshot(),
+          digestChecked: stated !== undefined,
           kind: 'done',
           orderId: orderId!,
           server,
@@ -251,16 +264,16 @@ function admit(opts: OrderFlowOptions, orderId: string | undefined): Promise<Adm
   let key = randomUUID();
   const ask =
     orderId === undefined
-      ? async (queueToken: string | undefined, signal?: AbortSignal) => {
+      ? async (queueToken: string | undefined, signal?: AbortSignal, how?: AskOptions) => {
           const answer = await reception.order(
-            { item: opts.item, idempotencyKey: key, ...(queueToken ? { queueToken } : {}) },
+            { item: opts.item, idempotencyKey: key, ...(queueToken ? { queueToken } : {}), ...how },
             signal,
           );
           if (answer.kind !== 'unreachable') key = randomUUID();
           return answer;
         }
-      : (queueToken: string | undefined, signal?: AbortSignal) =>
-          reception.freshTicket(orderId, queueToken, signal);
+      : (queueToken: string | undefined, signal?: AbortSignal, how?: AskOptions) =>
+          reception.freshTicket(orderId, queueToken, signal, how);
   return waitForTicket({
     clock: opts.clock,
     ask,

@@ -43,10 +43,13 @@ export function secondsUntil(at: number, now: number): number {
   return Math.max(0, Math.ceil((at - now) / 1000));
 }
 
-/** The status line of a busy wait. Pure. */
+/** The status line of a busy wait: position, estimate (and its range when given), what comes next. Pure. */
 export function busyLine(item: string, view: BusyView, now: number): string {
   const where = view.position > 0 ? `position ${view.position}` : 'busy';
-  return `in line for ${item}: ${where}, estimated wait ${Math.round(view.estimatedWaitSeconds)} s, next try in ${secondsUntil(view.retryAt, now)} s`;
+  const range = view.estimatedWaitRangeSeconds;
+  const within = range ? ` (likely ${Math.round(range[0])}–${Math.round(range[1])} s)` : '';
+  const next = view.heldOpen ? 'waiting for a free slot' : `next try in ${secondsUntil(view.retryAt, now)} s`;
+  return `in line for ${item}: ${where}, estimated wait ${Math.round(view.estimatedWaitSeconds)} s${within}, ${next}`;
 }
 
 export function chooseMode(opts: {
@@ -71,7 +74,7 @@ function plainDisplay(opts: DisplayOptions): Display {
   return {
     busy(view) {
       // One line per busy answer, and one when a read of the place shows a new position.
-      if (view.retryAt === lastRetryAt && view.position === lastPosition) return;
+      if (!view.heldOpen && view.retryAt === lastRetryAt && view.position === lastPosition) return;
       lastPosition = view.position;
       lastRetryAt = view.retryAt;
       out(busyLine(opts.item, view, now()));

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Dispatcher, request } from 'undici';
 import { z } from 'zod';
+import { linkSignal } from './abort-link.js';
 
 const ticketSchema = z.object({
   id: z.string(),
@@ -23,7 +24,12 @@ const busySchema = z.object({
   estimatedWaitSeconds: z.number(),
   retryAfterSeconds: z.number().optional(),
   queueToken: z.string().min(1).optional(),
+  // Newer receptions add an 80 % interval; an older one, or a malformed pair, just means none.
+  estimatedWaitRangeSeconds: z.unknown().optional(),
 });
+const rangeSchema = z
+  .tuple([z.number().finite().min(0), z.number().finite().min(0)])
+  .refine(([low, high]) => low <= high);
 const queueSchema = z.object({ position: z.number(), estimatedWaitSeconds: z.number() });
 const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string().optional() }) });
 
@@ -48,6 +54,13 @@ export type ReceptionAnswer =
       retryAfterSeconds: number;
       /** Absent when the reception keeps no waiting line (`queue.enabled: false`). */
       queueToken?: string;
+      /** `[low, high]`: the reception's 80 % interval for the wait, when it gives one. */
+      estimatedWaitRangeSeconds?: [number, number];
+      /**
+       * `Preference-Applied: wait=N`: the reception held this request open for up to N s before
+       * answering busy (CONTRACT §3), so the next held retry may follow at once.
+       */
+      waitAppliedSeconds?: number;
     }
   | { kind: 'rate_limited'; retryAfterSeconds: number }
   /**
@@ -66,16 +79,30 @@ export interface QueuePlace {
   estimatedWaitSeconds: number;
 }
 
+/** How one try is sent. */
+export interface AskOptions {
+  /**
+   * `Prefer: wait=N` (RFC 7240): ask the reception to hold the request open up to N s and answer
+   * the moment the client is admitted. Only worth sending with a queue token.
+   */
+  preferWaitSeconds?: number;
+}
+
 export interface ReceptionClient {
   readonly origin: string;
   /** Order and ticket requests made so far. */
   readonly attempts: number;
   order(
-    req: { item: string; queueToken?: string; idempotencyKey?: string },
+    req: { item: string; queueToken?: string; idempotencyKey?: string } & AskOptions,
     signal?: AbortSignal,
   ): Promise<ReceptionAnswer>;
   /** `queueToken`: the place a busy answer to an earlier fresh-ticket request gave, if any. */
-  freshTicket(orderId: string, queueToken?: string, signal?: AbortSignal): Promise<ReceptionAnswer>;
+  freshTicket(
+    orderId: string,
+    queueToken?: string,
+    signal?: AbortSignal,
+    ask?: AskOptions,
+  ): Promise<ReceptionAnswer>;
   /** The place behind a queue token, or undefined when the reception does not know it (any more). */
   queue(token: string, signal?: AbortSignal): Promise<QueuePlace | undefined>;
 }
@@ -83,7 +110,7 @@ export interface ReceptionClient {
 export interface ReceptionClientOptions {
   origin: string;
   dispatcher?: Dispatcher;
-  /** Per request; the caller's signal may end it sooner. */
+  /** Per request (a held-open one gets its wait on top); the caller's signal may end it sooner. */
   timeoutMs?: number;
   userAgent?: string;
   /** A purchase grant sent with every new order (CONTRACT §7). */
@@ -102,12 +129,27 @@ export function createReceptionClient(options: ReceptionClientOptions): Receptio
     body: unknown,
     extraHeaders: Record<string, string>,
     signal: AbortSignal | undefined,
+    heldSeconds = 0,
   ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: unknown }> {
-    const timeout = AbortSignal.timeout(Math.ceil(timeoutMs));
+    const link = linkSignal(signal, timeoutMs + heldSeconds * 1000);
+    try {
+      return await send(method, path, body, extraHeaders, link.signal);
+    } finally {
+      link.done();
+    }
+  }
+
+  async function send(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    extraHeaders: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: unknown }> {
     const res = await request(`${origin}${path}`, {
       method,
       dispatcher: options.dispatcher,
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      signal,
       headers: {
         accept: 'application/json',
         'user-agent': userAgent,
@@ -130,11 +172,20 @@ export function createReceptionClient(options: ReceptionClientOptions): Receptio
     path: string,
     body: unknown,
     headers: Record<string, string>,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    ask: AskOptions | undefined,
   ) {
     attempts++;
+    const held = preferWaitOf(ask);
     try {
-      const res = await call('POST', path, body, headers, signal);
+      const res = await call(
+        'POST',
+        path,
+        body,
+        held > 0 ? { ...headers, prefer: `wait=${held}` } : headers,
+        signal,
+        held,
+      );
       return interpret(res.status, res.headers, res.json);
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
@@ -156,14 +207,16 @@ export function createReceptionClient(options: ReceptionClientOptions): Receptio
         body,
         { 'idempotency-key': req.idempotencyKey ?? randomUUID() },
         signal,
+        req.queueToken ? req : undefined,
       );
     },
-    freshTicket(orderId, queueToken, signal) {
+    freshTicket(orderId, queueToken, signal, ask) {
       return ticketCall(
         `/api/orders/${encodeURIComponent(orderId)}/tickets`,
         {},
         queueToken ? { 'rushgate-queue-token': queueToken } : {},
         signal,
+        queueToken ? ask : undefined,
       );
     },
     async queue(token, signal) {
@@ -178,6 +231,12 @@ export function createReceptionClient(options: ReceptionClientOptions): Receptio
       }
     },
   };
+}
+
+/** The whole seconds of a `Prefer: wait` worth sending (0: none). */
+function preferWaitOf(ask: AskOptions | undefined): number {
+  const n = ask?.preferWaitSeconds;
+  return n !== undefined && Number.isFinite(n) && n >= 1 ? Math.floor(n) : 0;
 }
 
 /** Turns one HTTP answer of the order/ticket endpoints into a `ReceptionAnswer`. Pure. */
@@ -203,12 +262,16 @@ export function interpret(
   if (status === 503) {
     const busy = busySchema.safeParse(json);
     if (busy.success) {
+      const range = rangeSchema.safeParse(busy.data.estimatedWaitRangeSeconds);
+      const applied = preferenceAppliedWait(headers['preference-applied']);
       return {
         kind: 'busy',
         position: Math.max(1, Math.round(busy.data.position)),
         estimatedWaitSeconds: Math.max(0, busy.data.estimatedWaitSeconds),
         retryAfterSeconds: retryAfter ?? Math.max(1, Math.ceil(busy.data.retryAfterSeconds ?? 1)),
         ...(busy.data.queueToken ? { queueToken: busy.data.queueToken } : {}),
+        ...(range.success ? { estimatedWaitRangeSeconds: range.data } : {}),
+        ...(applied === undefined ? {} : { waitAppliedSeconds: applied }),
       };
     }
   }
@@ -249,6 +312,20 @@ function malformed(status: number): ReceptionAnswer {
     code: 'bad_answer',
     message: `the reception's answer (${status}) is malformed`,
   };
+}
+
+/**
+ * The `wait` of a `Preference-Applied` header (RFC 7240: `wait=10`, maybe among other
+ * preferences, maybe quoted), or undefined when the reception applied none. Pure.
+ */
+export function preferenceAppliedWait(value: string | string[] | undefined): number | undefined {
+  const raw = Array.isArray(value) ? value.join(',') : value;
+  if (!raw) return undefined;
+  for (const part of raw.split(',')) {
+    const m = /^\s*wait\s*=\s*"?(\d+)"?\s*(?:;.*)?$/i.exec(part);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
 }
 
 /** `Retry-After` as whole seconds ≥ 1 (delta-seconds or an HTTP date), or undefined. */

@@ -219,6 +219,9 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
           item,
           position: outcome.position,
           estimatedWaitSeconds: outcome.estimatedWaitSeconds,
+          ...(outcome.estimatedWaitRangeSeconds
+            ? { estimatedWaitRangeSeconds: outcome.estimatedWaitRangeSeconds }
+            : {}),
           retryAfterSeconds: outcome.retryAfterSeconds,
           queueToken: outcome.queueToken ?? '',
           retryUrl: encodeItemPath(item),

@@ -14,6 +14,8 @@ export interface WaitingPageInfo {
   item: string;
   position: number;
   estimatedWaitSeconds: number;
+  /** The reception's 80 % interval for the wait, `[low, high]` seconds, when it has one. */
+  estimatedWaitRangeSeconds?: readonly [number, number];
   retryAfterSeconds: number;
   queueToken: string;
   /** Reception-relative URL the page retries (the item's URL). */
@@ -52,6 +54,14 @@ export function formatWait(seconds: number): string {
 const wholeSeconds = (n: number, min: number): number =>
   Math.max(min, Math.ceil(Number.isFinite(n) ? n : min));
 
+/** A range worth showing: two finite seconds, low ≤ high, in whole seconds; else none. */
+function rangeOf(range: readonly [number, number] | undefined): [number, number] | undefined {
+  if (!range) return undefined;
+  const [low, high] = range;
+  if (!Number.isFinite(low) || !Number.isFinite(high) || low < 0 || high < low) return undefined;
+  return [Math.floor(low), Math.ceil(high)];
+}
+
 export function renderWaitingPage(info: WaitingPageInfo): string {
   const item = escapeHtml(info.item);
   const retry = escapeHtml(info.retryUrl);
@@ -59,6 +69,11 @@ export function renderWaitingPage(info: WaitingPageInfo): string {
   const retryAfter = wholeSeconds(info.retryAfterSeconds, 1);
   const position = wholeSeconds(info.position, 1);
   const estimate = wholeSeconds(info.estimatedWaitSeconds, 0);
+  const range = rangeOf(info.estimatedWaitRangeSeconds);
+  const wait = range
+    ? `${formatWait(estimate)} (likely ${formatWait(range[0])} to ${formatWait(range[1])})`
+    : formatWait(estimate);
+  const rangeData = range ? `\n  data-range-low="${range[0]}"\n  data-range-high="${range[1]}"` : '';
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -77,13 +92,13 @@ export function renderWaitingPage(info: WaitingPageInfo): string {
   data-retry-url="${retry}"
   data-queue-token="${escapeHtml(info.queueToken)}"
   data-position="${position}"
-  data-estimate="${estimate}"
+  data-estimate="${estimate}"${rangeData}
   data-retry-after="${retryAfter}">
 <h1 id="rg-heading">You are in line</h1>
 <p class="item">${item}</p>
 <dl class="figures">
   <div class="figure"><dt>Your position</dt><dd id="rg-position">${position}</dd></div>
-  <div class="figure"><dt>Estimated wait</dt><dd id="rg-wait">${formatWait(estimate)}</dd></div>
+  <div class="figure"><dt>Estimated wait</dt><dd id="rg-wait">${escapeHtml(wait)}</dd></div>
   <div class="figure"><dt>Next try in</dt><dd><span id="rg-countdown" role="timer" aria-live="off">${retryAfter} s</span></dd></div>
 </dl>
 <p id="rg-live" class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">You are number ${position} in line.</p>

@@ -78,6 +78,12 @@ test('busy → waiting page → the slot frees → sound, notification, and the 
     const page = await context.newPage();
     const origins = new Set<string>();
     page.on('request', (req) => origins.add(new URL(req.url()).origin));
+    // The script's retries: each holds itself open with Prefer: wait (CONTRACT §3).
+    const prefers: (string | undefined)[] = [];
+    page.on('request', (req) => {
+      if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/orders')
+        prefers.push(req.headers().prefer);
+    });
 
     const res = await page.goto(stack.url(ITEM));
     assert.equal(res?.status(), 503);
@@ -120,6 +126,8 @@ test('busy → waiting page → the slot frees → sound, notification, and the 
     const notes = (await page.evaluate('window.__notifications')) as { title: string }[];
     assert.equal(notes.length, 1, 'one notification');
     assert.ok(page.url().startsWith(stack.url(ITEM)), 'the page stays');
+    assert.ok(prefers.length >= 1, 'the script retried');
+    for (const p of prefers) assert.match(p ?? '', /^wait=\d+$/, 'every retry holds itself open');
 
     const allowed = new Set([
       new URL(stack.dep.config.reception.publicUrl).origin,

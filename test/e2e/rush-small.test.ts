@@ -98,9 +98,14 @@ test('the human report names every figure', { timeout: 60_000 }, async () => {
   const r = await runRushgate(['rush', stack.url(ITEM), '--clients', '2', '--max-seconds', '50']);
   assert.equal(r.code, 0, r.stderr);
   for (const label of [
+    'files               2 intact',
     'tickets per server',
     'busy answers',
     'waits',
+    'calibration',
+    'FIFO',
+    // Not sampled (no --status): said so, not printed as 0 %.
+    'slot use            not measured',
     'time to admission',
     'time to completion',
     'throughput',

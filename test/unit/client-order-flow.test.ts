@@ -81,6 +81,8 @@ interface FakeReception {
   url: string;
   server: Server;
   requests: string[];
+  /** The `Prefer` header of each request. */
+  prefer: (string | undefined)[];
   /** Answers to come for POST /api/orders (default: a ticket on `next`). */
   orderAnswers: ((res: ServerResponse) => void)[];
   ticketAnswers: ((res: ServerResponse) => void)[];
@@ -119,6 +121,7 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 async function fakeReception(): Promise<FakeReception> {
   const fr = {
     requests: [],
+    prefer: [],
     orderAnswers: [],
     ticketAnswers: [],
     next: 'a',
@@ -131,6 +134,7 @@ async function fakeReception(): Promise<FakeReception> {
     });
     req.on('end', () => {
       fr.requests.push(`${req.method} ${req.url} ${body}`);
+      fr.prefer.push(req.headers.prefer as string | undefined);
       if (req.method === 'POST' && req.url === '/api/orders') {
         const custom = fr.orderAnswers.shift();
         if (custom) custom(res);
@@ -169,6 +173,7 @@ function reset() {
     fc.ranges = [];
   }
   reception.requests = [];
+  reception.prefer = [];
   reception.orderAnswers = [];
   reception.ticketAnswers = [];
   reception.next = 'a';
@@ -294,14 +299,15 @@ test('an order the reception will not renew (409): a new order, keeping the byte
 
 test('busy, then admitted: the wait is counted and the queue token sent back', async () => {
   reset();
-  reception.orderAnswers.push((res) =>
+  // This reception ignores Prefer: the held try that finds out is answered busy at once.
+  const busyAnswer = (res: ServerResponse) =>
     json(
       res,
       503,
       { status: 'busy', position: 1, estimatedWaitSeconds: 1, retryAfterSeconds: 1, queueToken: 'qq' },
       { 'retry-after': '1' },
-    ),
-  );
+    );
+  reception.orderAnswers.push(busyAnswer, busyAnswer);
   const admitted: boolean[] = [];
   const r = await runOrder({
     reception: client(),
@@ -311,11 +317,62 @@ test('busy, then admitted: the wait is counted and the queue token sent back', a
     observer: { admitted: (i) => admitted.push(i.afterWaiting) },
   });
   assert.equal(r.kind, 'done');
-  assert.equal(r.busyAnswers, 1);
+  assert.equal(r.busyAnswers, 2);
   assert.ok(r.waitedMs >= 1000);
   assert.equal(r.firstEstimateSeconds, 1);
   assert.deepEqual(admitted, [true]);
   assert.match(reception.requests[1]!, /"queueToken":"qq"/);
+});
+
+test('held retries: Prefer: wait on every retry with a token; a held busy answer, then the ticket', async () => {
+  reset();
+  const busyBody = {
+    status: 'busy',
+    position: 2,
+    estimatedWaitSeconds: 2,
+    estimatedWaitRangeSeconds: [1, 4],
+    retryAfterSeconds: 1,
+    queueToken: 'qh',
+  };
+  reception.orderAnswers.push(
+    (res) => json(res, 503, busyBody, { 'retry-after': '1' }),
+    // Held for the whole second it was asked to wait, then busy with Preference-Applied.
+    (res) =>
+      setTimeout(
+        () =>
+          json(
+            res,
+            503,
+            { ...busyBody, position: 1 },
+            { 'retry-after': '1', 'preference-applied': 'wait=1' },
+          ),
+        1000,
+      ),
+  );
+  const views: { position: number; held: boolean; range?: [number, number] }[] = [];
+  const r = await runOrder({
+    reception: client(),
+    item: ITEM,
+    sink: new DiscardSink(),
+    clock: systemClock,
+    observer: {
+      busy: (v) =>
+        views.push({
+          position: v.position,
+          held: v.heldOpen === true,
+          ...(v.estimatedWaitRangeSeconds ? { range: v.estimatedWaitRangeSeconds } : {}),
+        }),
+    },
+  });
+  assert.equal(r.kind, 'done');
+  assert.deepEqual(reception.prefer, [undefined, 'wait=1', 'wait=1'], 'no hold before a token');
+  assert.equal(r.busyAnswers, 2);
+  assert.equal(r.heldAnswers, 1);
+  assert.deepEqual(r.firstBusy?.estimatedWaitRangeSeconds, [1, 4]);
+  assert.deepEqual(views, [
+    { position: 2, held: true, range: [1, 4] },
+    { position: 1, held: true, range: [1, 4] },
+  ]);
 });
 
 test('an unknown item is a failure with the reception code', async () => {

@@ -11,7 +11,7 @@ import { parseContentRange, throttleDelayMs } from '../../src/client/downloader.
 import { outputPath, parseRate, parseSeconds } from '../../src/client/get.js';
 import { defaultOutputName, parseItemUrl, partPathsOf } from '../../src/client/item-url.js';
 import { busyLine, chooseMode, createDisplay, formatBytes } from '../../src/client/progress.js';
-import { interpret, retryAfterSeconds } from '../../src/client/reception-api.js';
+import { interpret, preferenceAppliedWait, retryAfterSeconds } from '../../src/client/reception-api.js';
 import { UsageError } from '../../src/errors.js';
 
 const ticketBody = {
@@ -53,6 +53,45 @@ test('interpret: busy takes Retry-After from the header, the body only when the 
   });
   const a = interpret(503, {}, body);
   assert.equal(a.kind === 'busy' && a.retryAfterSeconds, 9);
+});
+
+test('interpret: a busy answer to a held request carries Preference-Applied and the range', () => {
+  const body = {
+    status: 'busy',
+    position: 3,
+    estimatedWaitSeconds: 40,
+    estimatedWaitRangeSeconds: [25, 70],
+    retryAfterSeconds: 9,
+    queueToken: 'q',
+  };
+  assert.deepEqual(interpret(503, { 'retry-after': '9', 'preference-applied': 'wait=20' }, body), {
+    kind: 'busy',
+    position: 3,
+    estimatedWaitSeconds: 40,
+    estimatedWaitRangeSeconds: [25, 70],
+    retryAfterSeconds: 9,
+    queueToken: 'q',
+    waitAppliedSeconds: 20,
+  });
+  // A malformed range is no range; the answer is still busy.
+  for (const bad of [[70, 25], [1], 'soon', [-1, 3]]) {
+    const a = interpret(503, {}, { ...body, estimatedWaitRangeSeconds: bad });
+    assert.equal(a.kind, 'busy');
+    assert.equal(a.kind === 'busy' && a.estimatedWaitRangeSeconds, undefined);
+  }
+  assert.equal(preferenceAppliedWait('respond-async, wait="15"'), 15);
+  assert.equal(preferenceAppliedWait(['return=minimal', 'Wait=5']), 5);
+  assert.equal(preferenceAppliedWait('return=minimal'), undefined);
+  assert.equal(preferenceAppliedWait(undefined), undefined);
+});
+
+test('display: the range and a held-open wait are shown', () => {
+  const line = busyLine(
+    '/x',
+    { position: 4, estimatedWaitSeconds: 12, estimatedWaitRangeSeconds: [8, 20], retryAt: 0, heldOpen: true },
+    0,
+  );
+  assert.match(line, /position 4, estimated wait 12 s \(likely 8–20 s\), waiting for a free slot/);
 });
 
 test('interpret: errors, rate limits, not-ready and garbage', () => {

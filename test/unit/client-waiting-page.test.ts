@@ -78,3 +78,28 @@ test('formatWait speaks like people do', () => {
   assert.equal(formatWait(3 * 3600 + 5 * 60), 'about 3 h 5 min');
   assert.equal(formatWait(Number.NaN), '0 s');
 });
+
+test('shows the range when the reception gives one, and hands it to the script; a bad one is left out', () => {
+  const html = renderWaitingPage({ ...info, estimatedWaitRangeSeconds: [20.4, 95.2] });
+  assert.match(html, /id="rg-wait">42 s \(likely 20 s to about 2 min\)</);
+  assert.match(html, /data-range-low="20"/);
+  assert.match(html, /data-range-high="96"/);
+  for (const bad of [
+    [50, 10],
+    [-1, 5],
+    [Number.NaN, 3],
+  ] as [number, number][]) {
+    const plain = renderWaitingPage({ ...info, estimatedWaitRangeSeconds: bad });
+    assert.match(plain, /id="rg-wait">42 s</);
+    assert.doesNotMatch(plain, /data-range-/);
+  }
+});
+
+test('the script holds its retries open (Prefer: wait) and follows a held answer at once', () => {
+  const script = WAITING_PAGE_ASSETS.get('waiting.js')?.body.toString() ?? '';
+  assert.match(script, /Prefer: 'wait=' \+ hold/);
+  assert.match(script, /Preference-Applied/);
+  // The served regex keeps its escapes (a template literal would turn \s into s).
+  assert.ok(script.includes('/(^|,)\\s*wait\\s*=/i'), 'Preference-Applied is parsed as wait=N');
+  assert.match(script, /estimatedWaitRangeSeconds/);
+});

@@ -2,9 +2,13 @@
  * The waiting page's script, served as `/_rushgate/waiting.js` (the seed's Sc55–Sc56 for a
  * browser, and the "notifying a user of success of connection by sounds" remark that follows).
  * It turns the static page into a live one: a countdown to the next try, the position refreshed
- * from `GET /api/queue/{token}`, the retry itself (`POST /api/orders` with the queue token, never
- * before `Retry-After`), and, once admitted, a chime (Web Audio), a notification where the user
- * allowed one, and the download started in a hidden frame while the page stays to say so.
+ * from `GET /api/queue/{token}`, the retry itself (`POST /api/orders` with the queue token and
+ * `Prefer: wait=N`, CONTRACT §3 "Admission without delay": the reception holds it open and answers
+ * the moment it is this client's turn), and, once admitted, a chime (Web Audio), a notification
+ * where the user allowed one, and the download started in a hidden frame while the page stays to
+ * say so. A busy answer to a held request (`Preference-Applied`) is followed by the next held
+ * request at once; the first one goes at once too, to learn whether the reception holds; one
+ * that does not is retried at `Retry-After`, never sooner, as before.
  *
  * It is plain ES2017 kept in a string so that `tsc` ships it without a bundler or a copy step; it
  * reads everything it needs from `data-*` attributes of `#rushgate-wait` (the queue cookie is
@@ -24,13 +28,26 @@ export const WAITING_SCRIPT = `(function () {
     retryUrl: data.retryUrl || '/',
     position: Number(data.position) || 0,
     estimate: Number(data.estimate) || 0,
-    dueAt: Date.now() + Math.max(1, Number(data.retryAfter) || 1) * 1000,
+    range: rangeOf(data.rangeLow, data.rangeHigh),
+    retryAfter: Math.max(1, Number(data.retryAfter) || 1),
+    // The first held request goes at once: whether the reception holds is learned from its answer.
+    dueAt: Date.now(),
+    heldUntil: 0,
     inFlight: false,
     done: false,
     lastPoll: Date.now()
   };
   var POLL_MS = 3000;
   var TICK_MS = 250;
+  var MAX_HOLD_S = 30;
+  var DEFAULT_HOLD_S = 25;
+
+  function rangeOf(low, high) {
+    var lo = Number(low), hi = Number(high);
+    if (low === undefined || high === undefined || low === null || high === null) return null;
+    if (!isFinite(lo) || !isFinite(hi) || lo < 0 || hi < lo) return null;
+    return [lo, hi];
+  }
 
   function el(id) { return document.getElementById(id); }
   function setText(id, text) {
@@ -51,10 +68,18 @@ export const WAITING_SCRIPT = `(function () {
     // Only the position sits in the live region; it changes rarely, so screen readers are not flooded.
     setText('rg-position', String(state.position));
     setText('rg-live', 'You are number ' + state.position + ' in line.');
-    setText('rg-wait', formatWait(state.estimate));
+    var wait = formatWait(state.estimate);
+    if (state.range) wait += ' (likely ' + formatWait(state.range[0]) + ' to ' + formatWait(state.range[1]) + ')';
+    setText('rg-wait', wait);
   }
 
   function showCountdown() {
+    if (state.inFlight && state.heldUntil > 0) {
+      // A held request: the reception answers it the moment it is our turn, or when the hold ends.
+      var held = Math.max(0, Math.ceil((state.heldUntil - Date.now()) / 1000));
+      setText('rg-countdown', 'listening, ' + held + ' s');
+      return;
+    }
     var left = Math.max(0, Math.ceil((state.dueAt - Date.now()) / 1000));
     setText('rg-countdown', state.inFlight ? 'now' : left + ' s');
   }
@@ -165,26 +190,45 @@ export const WAITING_SCRIPT = `(function () {
     return 5;
   }
 
+  function holdSeconds() {
+    return Math.max(1, Math.min(Math.floor(state.retryAfter || DEFAULT_HOLD_S), MAX_HOLD_S));
+  }
+
   function retry() {
+    var hold = holdSeconds();
+    var sentAt = Date.now();
     state.inFlight = true;
+    state.heldUntil = sentAt + hold * 1000;
     showCountdown();
     var payload = { item: state.item };
     if (state.token) payload.queueToken = state.token;
+    // The hold plus a margin: a reception that went away must not leave the page hanging.
+    var ctrl = typeof AbortController === 'function' ? new AbortController() : null;
+    var timer = ctrl ? setTimeout(function () { ctrl.abort(); }, (hold + 10) * 1000) : null;
     fetch('/api/orders', {
       method: 'POST',
       credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify(payload)
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', Prefer: 'wait=' + hold },
+      body: JSON.stringify(payload),
+      signal: ctrl ? ctrl.signal : undefined
     }).then(function (res) {
       return res.json().catch(function () { return null; }).then(function (body) {
+        if (timer) clearTimeout(timer);
         state.inFlight = false;
+        state.heldUntil = 0;
         if ((res.status === 200 || res.status === 201) && body && body.ticket && body.ticket.url) {
           admitted(body.ticket);
         } else if (res.status === 503 && body && body.status === 'busy') {
           state.token = body.queueToken || state.token;
           state.position = Number(body.position) || state.position;
           state.estimate = Number(body.estimatedWaitSeconds) || 0;
-          state.dueAt = Date.now() + retryAfterOf(res, body) * 1000;
+          var r = body.estimatedWaitRangeSeconds;
+          state.range = r && r.length === 2 ? rangeOf(r[0], r[1]) : null;
+          state.retryAfter = retryAfterOf(res, body);
+          var applied = /(^|,)\\s*wait\\s*=/i.test(res.headers.get('Preference-Applied') || '');
+          var heldLong = Date.now() - sentAt >= (hold * 1000) / 2;
+          // Held (and not cut short by the reception's cap): listen again at once.
+          state.dueAt = applied && heldLong ? Date.now() : Date.now() + state.retryAfter * 1000;
           showQueue();
         } else if (res.status === 429 || res.status === 503) {
           state.dueAt = Date.now() + retryAfterOf(res, body) * 1000;
@@ -194,7 +238,9 @@ export const WAITING_SCRIPT = `(function () {
       });
     }).catch(function () {
       // The reception is unreachable for now: keep the place and try again shortly.
+      if (timer) clearTimeout(timer);
       state.inFlight = false;
+      state.heldUntil = 0;
       state.dueAt = Date.now() + 5000;
     });
   }
