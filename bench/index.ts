@@ -5,7 +5,9 @@
  */
 import { runContentBench } from './content.js';
 import { runLineBench } from './line.js';
+import { runLineHttpBench } from './line-http.js';
 import { runReceptionBench } from './reception.js';
+import { runRehearsalBench } from './rehearsal.js';
 import { runStoreBench } from './store.js';
 import { runTicketBench } from './tickets.js';
 
@@ -15,6 +17,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   reception: runReceptionBench,
   store: runStoreBench,
   line: runLineBench,
+  'line-http': runLineHttpBench,
+  rehearsal: runRehearsalBench,
 };
 
 const wanted = process.argv.slice(2);

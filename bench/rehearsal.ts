@@ -1,0 +1,171 @@
+/**
+ * Rush rehearsals (issue 9): `rushgate up` with three content servers, and `rushgate rush` with
+ * every buyer on its own 127.x.y.z address, following the protocol (queue token, retries held
+ * open with `Prefer: wait`) and downloading at a set `--rate`, so slots turn over like real
+ * downloads. Two rehearsals: 40 buyers on 3 × 2 slots with 8 MiB items (the issue's), and
+ * 10,000 buyers on 3 × 50 slots with 256 KiB items. Printed from the rush report: slot use while
+ * anyone waited (goal ≥ 0.95), FIFO inversions beyond `holdSeconds` (goal 0), calibration of the
+ * first estimate (45–55 % admitted by it, median relative error ≤ 0.2, 75–85 % inside its range),
+ * and every buyer admitted with its file intact.
+ * `RUSHGATE_BENCH_REHEARSALS=40` (or `10000`, comma-separated) picks rehearsals.
+ * Run with `npm run bench -- rehearsal` or `node --import tsx bench/rehearsal.ts` after a build.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import type { RushReport } from '../src/client/rush-report.js';
+import { makeDeployment, withPortRetry } from '../test/helpers/deployment.js';
+import { CLI, type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
+import { waitUntil } from '../test/helpers/wait.js';
+
+interface Rehearsal {
+  name: string;
+  buyers: number;
+  capacity: number;
+  itemBytes: number;
+  /** Bytes per second per buyer. */
+  rate: number;
+  holdSeconds: number;
+  maxSeconds: number;
+}
+
+const REHEARSALS: Rehearsal[] = [
+  {
+    name: '40',
+    buyers: 40,
+    capacity: 2,
+    itemBytes: 8 * 1024 * 1024,
+    rate: 3 * 1024 * 1024,
+    holdSeconds: 5,
+    maxSeconds: 240,
+  },
+  {
+    name: '10000',
+    buyers: 10_000,
+    capacity: 50,
+    itemBytes: 256 * 1024,
+    rate: 256 * 1024,
+    holdSeconds: 5,
+    maxSeconds: 600,
+  },
+];
+
+function runRush(args: string[], timeoutMs: number): Promise<RushReport> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'rush', ...args, '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err = (err + d.toString()).slice(-4000);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const last = out.trim().split('\n').at(-1) ?? '';
+      try {
+        resolve(JSON.parse(last) as RushReport);
+      } catch {
+        reject(new Error(`rush exited ${code} without a JSON report:\n${out.slice(-2000)}\n${err}`));
+      }
+    });
+  });
+}
+
+const pct = (x: number | null | undefined) =>
+  x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(0)} %`;
+const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined ? 'n/a' : x.toFixed(d));
+
+async function rehearse(r: Rehearsal): Promise<void> {
+  const procs: Proc[] = [];
+  const setup = await withPortRetry(async () => {
+    const d = await makeDeployment({
+      servers: 3,
+      server: () => ({ capacity: r.capacity }),
+      reception: {
+        // The buyers follow the protocol; the defaults of fair shares and the rate limit stand.
+        queue: { holdSeconds: r.holdSeconds, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
+        tickets: { policy: 'strict', claimSeconds: 30 },
+        monitor: { intervalMs: 250, timeoutMs: 2000, failuresBeforeDown: 3 },
+      },
+    });
+    d.writeItem('/rush/item.bin', randomBytes(r.itemBytes));
+    const up = startRushgate(['up', '--config', d.configPath], { env: { LOG_LEVEL: 'warn' } });
+    try {
+      await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
+      await waitUntil(
+        async () => {
+          const s = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
+            servers: { health: string }[];
+          };
+          return s.servers.every((x) => x.health === 'up');
+        },
+        60_000,
+        'every content server up',
+      );
+    } catch (err) {
+      await up.kill();
+      d.cleanup();
+      throw err;
+    }
+    return { d, up };
+  });
+  procs.push(setup.up);
+  try {
+    const { d } = setup;
+    const report = await runRush(
+      [
+        `${d.config.reception.publicUrl}/rush/item.bin`,
+        '--clients',
+        String(r.buyers),
+        '--rate',
+        String(r.rate),
+        '--status',
+        `${d.config.reception.internalUrl}/status`,
+        '--fifo-tolerance',
+        String(r.holdSeconds),
+        '--max-seconds',
+        String(r.maxSeconds),
+      ],
+      (r.maxSeconds + 60) * 1000,
+    );
+    const c = report.calibration;
+    console.log(
+      `  ${r.buyers} buyers, 3 × ${r.capacity} slots, ${(r.itemBytes / 1024).toFixed(0)} KiB at ${(r.rate / 1024).toFixed(0)} KiB/s, holdSeconds ${r.holdSeconds}: ${report.durationSeconds.toFixed(1)} s`,
+    );
+    console.log(
+      `    outcomes ${JSON.stringify(report.outcomes)}; intact ${report.integrity.intact}, mismatched ${report.integrity.mismatched}; tickets per server ${JSON.stringify(report.ticketsPerServer)}`,
+    );
+    console.log(
+      `    slot use while anyone waited ${pct(report.slotUse?.whileWaiting)} (goal ≥ 95 %, ${report.slotUse?.samplesWhileWaiting ?? 0} readings); ` +
+        `FIFO inversions beyond ${r.holdSeconds} s: ${report.fifo.inversions} of ${report.fifo.pairs} pairs (goal 0)`,
+    );
+    console.log(
+      `    first estimate: ${pct(c.admittedBeforeEstimate)} admitted by it (goal 45–55 %), median relative error ${num(c.medianRelativeError)} (goal ≤ 0.2), ` +
+        `${pct(c.admittedInsideRange)} inside its range (goal 75–85 %; ${c.samples} waiters)`,
+    );
+    console.log(
+      `    wait p50 ${num(report.waitSeconds.p50, 1)} s p99 ${num(report.waitSeconds.p99, 1)} s; admission p50 ${num(report.admissionSeconds.p50, 1)} s p99 ${num(report.admissionSeconds.p99, 1)} s; ` +
+        `${report.attempts} requests, ${report.heldAnswers} held busy answers; errors ${JSON.stringify(report.errors)}`,
+    );
+  } finally {
+    await Promise.all(procs.map((p) => p.kill()));
+    setup.d.cleanup();
+  }
+}
+
+export async function runRehearsalBench(): Promise<void> {
+  const wanted = (process.env.RUSHGATE_BENCH_REHEARSALS ?? '40,10000').split(',').map((s) => s.trim());
+  console.log(
+    'rush rehearsals: rushgate up (strict, sqlite) and rushgate rush, every buyer on its own address',
+  );
+  for (const r of REHEARSALS) if (wanted.includes(r.name)) await rehearse(r);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await runRehearsalBench();
+}
