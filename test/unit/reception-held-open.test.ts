@@ -37,7 +37,8 @@ describe('held-open requests', () => {
   });
 
   it('tries the earliest in line first, one try per free slot', async () => {
-    const { held } = registry({ free: () => 1 });
+    let free = 1;
+    const { held } = registry({ free: () => free });
     const tried: number[] = [];
     const hold = (seq: number) =>
       held.hold({
@@ -45,7 +46,9 @@ describe('held-open requests', () => {
         deadline: 10_000,
         attempt: async () => {
           tried.push(seq);
-          return seq === 2 ? 'ticket' : undefined;
+          if (seq !== 2) return undefined;
+          free -= 1;
+          return 'ticket';
         },
         expire: async () => 'busy',
       });
@@ -53,9 +56,35 @@ describe('held-open requests', () => {
     const two = hold(2);
     held.wake();
     assert.equal(await two, 'ticket');
-    assert.deepEqual(tried, [2], 'one free slot: only the earliest tried');
+    await flush();
+    assert.deepEqual(tried, [2], 'the one free slot went to the earliest; nobody else was tried');
     await held.close();
     assert.equal(await three, 'busy');
+  });
+
+  it('goes on past an earlier waiter that cannot use the free slot', async () => {
+    let free = 1;
+    const { held } = registry({ free: () => free });
+    const tried: number[] = [];
+    const hold = (seq: number, admit: boolean) =>
+      held.hold({
+        seq,
+        deadline: 10_000,
+        attempt: async () => {
+          tried.push(seq);
+          if (!admit) return undefined;
+          free -= 1;
+          return `ticket ${seq}`;
+        },
+        expire: async () => 'busy',
+      });
+    const first = hold(1, false);
+    const second = hold(2, true);
+    held.wake();
+    assert.equal(await second, 'ticket 2');
+    assert.deepEqual(tried, [1, 2]);
+    await held.close();
+    assert.equal(await first, 'busy');
   });
 
   it('answers with the busy answer once the deadline passes', async () => {
