@@ -67,7 +67,7 @@ describe('defaults', () => {
           maxTicketsPerOrder: 5,
           clockSkewSeconds: 30,
         },
-        queue: { enabled: true, holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
+        queue: { enabled: true, holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120, maxLength: 1_000_000 },
         limits: { ticketsPerClient: 8, placesPerClient: 8 },
         retention: 7 * 24 * 60 * 60 * 1000,
         mail: undefined,

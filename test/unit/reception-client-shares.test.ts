@@ -7,7 +7,7 @@ import { SlotLedger } from '../../src/reception/slot-ledger.js';
 function wired() {
   const ledger = new SlotLedger();
   const shares = new ClientShares((id, server) => ledger.outstandingIds(server).has(id));
-  ledger.onFreed((id) => shares.ticketEnded(id));
+  ledger.onTicketGone((id) => shares.ticketEnded(id));
   let n = 0;
   const give = (key: string, server = 'a') => {
     const id = `t${++n}`;
