@@ -26,6 +26,8 @@ interface Rehearsal {
   /** Bytes per second per buyer. */
   rate: number;
   holdSeconds: number;
+  /** Buyers arrive evenly over this many seconds, as in a launch. */
+  rampSeconds: number;
   maxSeconds: number;
 }
 
@@ -37,6 +39,7 @@ const REHEARSALS: Rehearsal[] = [
     itemBytes: 8 * 1024 * 1024,
     rate: 3 * 1024 * 1024,
     holdSeconds: 5,
+    rampSeconds: 3,
     maxSeconds: 240,
   },
   {
@@ -46,6 +49,7 @@ const REHEARSALS: Rehearsal[] = [
     itemBytes: 256 * 1024,
     rate: 256 * 1024,
     holdSeconds: 5,
+    rampSeconds: 20,
     maxSeconds: 600,
   },
 ];
@@ -128,6 +132,8 @@ async function rehearse(r: Rehearsal): Promise<void> {
         `${d.config.reception.internalUrl}/status`,
         '--fifo-tolerance',
         String(r.holdSeconds),
+        '--ramp',
+        String(r.rampSeconds),
         '--max-seconds',
         String(r.maxSeconds),
       ],
@@ -135,7 +141,7 @@ async function rehearse(r: Rehearsal): Promise<void> {
     );
     const c = report.calibration;
     console.log(
-      `  ${r.buyers} buyers, 3 × ${r.capacity} slots, ${(r.itemBytes / 1024).toFixed(0)} KiB at ${(r.rate / 1024).toFixed(0)} KiB/s, holdSeconds ${r.holdSeconds}: ${report.durationSeconds.toFixed(1)} s`,
+      `  ${r.buyers} buyers, 3 × ${r.capacity} slots, ${(r.itemBytes / 1024).toFixed(0)} KiB at ${(r.rate / 1024).toFixed(0)} KiB/s, holdSeconds ${r.holdSeconds}, arriving over ${r.rampSeconds} s: ${report.durationSeconds.toFixed(1)} s`,
     );
     console.log(
       `    outcomes ${JSON.stringify(report.outcomes)}; intact ${report.integrity.intact}, mismatched ${report.integrity.mismatched}; tickets per server ${JSON.stringify(report.ticketsPerServer)}`,

@@ -41,6 +41,8 @@ export interface RushOptions {
   statusUrl?: string;
   /** Admissions out of line order by more than this are FIFO inversions; default 1 s. */
   fifoToleranceSeconds?: number;
+  /** Buyers arrive evenly over this many seconds from the start (a launch's arrivals); 0 = at once. */
+  rampSeconds?: number;
   /** How often a waiting buyer reads its place; defaults to `get`'s. */
   placeReadIntervalMs?: number;
 }
@@ -65,6 +67,8 @@ export function checkRushOptions(o: RushOptions): void {
   if (!Number.isFinite(o.maxSeconds) || o.maxSeconds <= 0) throw new UsageError('--max-seconds must be > 0');
   if (o.rate !== undefined && !(o.rate >= 1))
     throw new UsageError('--rate must be at least 1 byte per second');
+  if (o.rampSeconds !== undefined && !(o.rampSeconds >= 0 && o.rampSeconds < o.maxSeconds))
+    throw new UsageError('--ramp must be a number of seconds ≥ 0 and below --max-seconds');
   if (o.fifoToleranceSeconds !== undefined && !(o.fifoToleranceSeconds >= 0))
     throw new UsageError('--fifo-tolerance must be a number of seconds ≥ 0');
   if (o.statusUrl !== undefined && !/^https?:\/\/[^/]/.test(o.statusUrl))
@@ -241,9 +245,29 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
     }
   }
 
+  /** Waits for buyer `index`'s arrival time under `--ramp`; false when the rehearsal stopped first. */
+  async function arrival(index: number): Promise<boolean> {
+    const rampMs = (opts.rampSeconds ?? 0) * 1000;
+    const wait = started + (rampMs * index) / opts.clients - clock.now();
+    if (wait <= 0) return !stop.signal.aborted;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, wait);
+      stop.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        { once: true },
+      );
+    });
+    return !stop.signal.aborted;
+  }
+
   async function worker(): Promise<void> {
     while (next < opts.clients && !stop.signal.aborted) {
       const index = next++;
+      if (!(await arrival(index))) break;
       records.push(await buyer(index));
       finished++;
       deps.onBuyerDone?.(finished, opts.clients);

@@ -29,6 +29,9 @@ import {
 const HOLD_GRACE_MS = 1000;
 /** With no record at all, assume a slot turns over this often. */
 const COLD_START_SERVICE_MS = 10_000;
+/** Bounds of a cold-start service time read off the servers' throughput. */
+const MIN_COLD_START_MS = 100;
+const MAX_COLD_START_MS = 3_600_000;
 const CALIBRATION_WINDOW = 1000;
 const ITEM_CACHE_MAX = 50_000;
 /** Abandoned places removed per sweep batch, and batches per tick: small steps, never a scan. */
@@ -163,6 +166,24 @@ export function buildWaitingLine(deps: {
     return decision;
   }
 
+  /**
+   * The seed's throughput method, for a cold start (no service time recorded yet): one transfer
+   * of this item takes its size over the rate each transfer gets now on its servers.
+   */
+  function coldStartMs(item: string, servers: readonly string[]): number {
+    let bytesPerSecond = 0;
+    let active = 0;
+    let size: number | undefined;
+    for (const id of servers) {
+      const s = monitor.server(id);
+      bytesPerSecond += s?.report?.bytesPerSecond ?? 0;
+      active += s?.report?.active ?? 0;
+      size ??= s?.catalog?.get(item)?.size;
+    }
+    if (size === undefined || active === 0 || bytesPerSecond <= 0) return COLD_START_SERVICE_MS;
+    return Math.min(MAX_COLD_START_MS, Math.max(MIN_COLD_START_MS, (size * active * 1000) / bytesPerSecond));
+  }
+
   function quote(item: string, decision: LineDecision, now: number): WaitQuote {
     const holders = monitor.usableHolders(item);
     const known = holders.length > 0 ? holders : monitor.upHolders(item);
@@ -184,7 +205,7 @@ export function buildWaitingLine(deps: {
       completionsPerSecond: ledger.completionsPerSecond(),
       // The rate at which the line moves: the seed's two methods plus what the line shows.
       lineRatePerSecond: admissionRate ?? 0,
-      coldStartServiceMs: COLD_START_SERVICE_MS,
+      coldStartServiceMs: coldStartMs(item, known),
     });
     const ra = retryAfterSeconds({
       estimateSeconds: estimate.seconds,

@@ -14,6 +14,7 @@ interface RushFlags {
   rate?: string;
   status?: string;
   fifoTolerance: string;
+  ramp: string;
   json?: boolean;
 }
 
@@ -44,6 +45,11 @@ export function registerRushCommand(program: Command): void {
       '--status <url>',
       "the reception's internal GET /status (e.g. http://127.0.0.1:9080/status), sampled for slot use",
     )
+    .option(
+      '--ramp <s>',
+      'buyers arrive evenly over the first S seconds, as in a launch (0: all at once)',
+      '0',
+    )
     .option('--fifo-tolerance <s>', 'admissions out of line order by more than this count as inversions', '1')
     .option('--max-seconds <s>', 'stop the rehearsal after this long; unfinished buyers are reported', '300')
     .option('--json', 'print the report as one JSON object on the last line of stdout')
@@ -65,6 +71,7 @@ export function registerRushCommand(program: Command): void {
       const maxSeconds = Number(flags.maxSeconds);
       const rate = flags.rate === undefined ? undefined : parseRate(flags.rate, '--rate');
       const fifoToleranceSeconds = parseSeconds(flags.fifoTolerance, '--fifo-tolerance');
+      const rampSeconds = parseSeconds(flags.ramp, '--ramp');
       const controller = new AbortController();
       const onSignal = () => controller.abort(new Error('interrupted'));
       process.once('SIGINT', onSignal);
@@ -78,6 +85,7 @@ export function registerRushCommand(program: Command): void {
             concurrency,
             maxSeconds,
             fifoToleranceSeconds,
+            rampSeconds,
             ...(rate === undefined ? {} : { rate }),
             ...(flags.status === undefined ? {} : { statusUrl: flags.status }),
           },
