@@ -8,12 +8,22 @@
  */
 import type { CatalogEntry, LoadReport } from '../protocol/internal.js';
 
-/** Bytes written per second, averaged over the last `windowMs`, in one-second buckets. */
+/** A rate over less time than this is noise. */
+const MIN_SPAN_MS = 200;
+
+/**
+ * Bytes written per second, averaged over the last `windowMs`, in one-second buckets — or over
+ * the time since sending began, when that is shorter: at the start of a rush the reception reads
+ * each transfer's rate off this (its cold-start estimate), and five seconds of idle window would
+ * make a transfer look ten times slower than it is.
+ */
 export class ThroughputMeter {
   readonly #bucketMs: number;
   readonly #buckets: Float64Array;
   /** Index (time / bucketMs) of the newest bucket written. */
   #newest = -1;
+  /** When bytes started flowing after a window with none. */
+  #busySince: number | undefined;
 
   constructor(windowMs = 5000, bucketMs = 1000) {
     this.#bucketMs = bucketMs;
@@ -22,6 +32,7 @@ export class ThroughputMeter {
 
   add(bytes: number, nowMs: number): void {
     this.#advance(nowMs);
+    if (this.#busySince === undefined || this.#empty()) this.#busySince = nowMs;
     const n = this.#buckets.length;
     const i = this.#newest % n;
     this.#buckets[i] = (this.#buckets[i] ?? 0) + bytes;
@@ -34,8 +45,16 @@ export class ThroughputMeter {
     for (const b of this.#buckets) total += b;
     const n = this.#buckets.length;
     const elapsedInCurrent = nowMs - this.#newest * this.#bucketMs;
-    const spanMs = (n - 1) * this.#bucketMs + Math.max(1, elapsedInCurrent);
+    let spanMs = (n - 1) * this.#bucketMs + Math.max(1, elapsedInCurrent);
+    if (total > 0 && this.#busySince !== undefined) {
+      spanMs = Math.min(spanMs, Math.max(MIN_SPAN_MS, nowMs - this.#busySince));
+    }
     return (total * 1000) / spanMs;
+  }
+
+  #empty(): boolean {
+    for (const b of this.#buckets) if (b !== 0) return false;
+    return true;
   }
 
   #advance(nowMs: number): void {

@@ -27,7 +27,7 @@ before(async () => {
       queue: { holdSeconds: HOLD_SECONDS, maxRetryAfterSeconds: 10, abandonSeconds: 60 },
       limits: { ticketsPerClient: 1, placesPerClient: 1 },
     },
-    items: { [ITEM]: { content: randomBytes(512 * 1024) } },
+    items: { [ITEM]: { content: randomBytes(8 * 1024 * 1024) } },
   });
 });
 
@@ -45,7 +45,7 @@ test(`a rehearsal of ${BUYERS} buyers: all served intact, in line order, with th
       '--clients',
       String(BUYERS),
       '--rate',
-      '1M',
+      '2M',
       '--ramp',
       '1',
       '--status',

@@ -242,10 +242,20 @@ describe('ticket registry', () => {
 describe('load report', () => {
   test('throughput meter averages over its window and forgets old buckets', () => {
     const m = new ThroughputMeter(5000, 1000);
-    m.add(5000, NOW);
-    m.add(5000, NOW + 999);
-    assert.equal(Math.round(m.perSecond(NOW + 999)), 2000);
+    for (let t = 0; t < 10_000; t += 100) m.add(500, NOW + t);
+    assert.equal(Math.round(m.perSecond(NOW + 9_999) / 100), 50, '5,000 bytes a second, steady');
     assert.equal(m.perSecond(NOW + 60_000), 0);
+  });
+
+  test('throughput meter counts only the time since sending began, when that is shorter', () => {
+    const m = new ThroughputMeter(5000, 1000);
+    m.add(5000, NOW);
+    m.add(5000, NOW + 1000);
+    // 10,000 bytes over the first second of sending, not over a mostly idle 5 s window.
+    assert.equal(Math.round(m.perSecond(NOW + 1000)), 10_000);
+    // After an idle window, a new burst starts the count again.
+    m.add(3000, NOW + 20_000);
+    assert.equal(Math.round(m.perSecond(NOW + 20_500)), 6000);
   });
 
   test('service times keep the newest, oldest first', () => {
