@@ -268,6 +268,16 @@ export function buildOrderDesk(deps: {
     });
   }
 
+  function probeBusy(token: string, d: LineDecision): OrderOutcome {
+    return {
+      kind: 'busy',
+      queueToken: token,
+      position: d.position,
+      estimatedWaitSeconds: 0,
+      retryAfterSeconds: 1,
+    };
+  }
+
   async function busy(
     item: string,
     decision: LineDecision | undefined,
@@ -307,7 +317,11 @@ export function buildOrderDesk(deps: {
     return undefined;
   };
 
-  async function place(req: OrderRequest): Promise<OrderOutcome> {
+  /**
+   * `probe`: a held-open request trying again after a wake. Its busy answer is thrown away (it
+   * stays held), so no wait is estimated for it: a wake costs a line decision, not an estimate.
+   */
+  async function place(req: OrderRequest, probe = false): Promise<OrderOutcome> {
     const checked = checkItemPath(req.item);
     if (!checked.ok) return { kind: 'error', code: 'invalid_item_path', message: `item: ${checked.reason}` };
     const item = checked.path;
@@ -349,7 +363,10 @@ export function buildOrderDesk(deps: {
     if (rc.queue.enabled) {
       decision = await line.decide({ token, item }, now);
       inLine = decision.requesterInLine ? token : undefined;
-      if (!decision.admitted) return busy(item, decision, inLine, now, clientKey);
+      if (!decision.admitted) {
+        if (probe && inLine !== undefined) return probeBusy(inLine, decision);
+        return busy(item, decision, inLine, now, clientKey);
+      }
     }
 
     const allocation = allocate({
@@ -400,9 +417,9 @@ export function buildOrderDesk(deps: {
     first: Extract<OrderOutcome, { kind: 'busy' }>,
     waitMs: number,
   ): Promise<OrderOutcome> {
-    const again = async (): Promise<OrderOutcome> => {
+    const again = async (probe: boolean): Promise<OrderOutcome> => {
       try {
-        return await place(req);
+        return await place(req, probe);
       } catch (err) {
         // An outage met while held is an answer (store_unavailable), not a hung request.
         const code = (err as { code?: unknown }).code;
@@ -416,11 +433,11 @@ export function buildOrderDesk(deps: {
       deadline: clock.now() + waitMs,
       signal: req.signal,
       attempt: async () => {
-        const o = await again().catch((): OrderOutcome | undefined => undefined);
+        const o = await again(true).catch((): OrderOutcome | undefined => undefined);
         return o === undefined || o.kind === 'busy' ? undefined : o;
       },
       expire: async () => {
-        const o = await again().catch(() => first);
+        const o = await again(false).catch(() => first);
         return o.kind === 'busy' ? { ...o, heldMs: waitMs } : o;
       },
     });
