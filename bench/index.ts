@@ -3,6 +3,7 @@
  * figures measured side by side with a reference in the same run (ratios, not absolute numbers,
  * because this machine is shared and noisy). `npm run bench -- tickets` runs only the named ones.
  */
+import { runAttackedRushBench } from './attacked-rush.js';
 import { runContentBench } from './content.js';
 import { runLineBench } from './line.js';
 import { runLineHttpBench } from './line-http.js';
@@ -19,6 +20,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   line: runLineBench,
   'line-http': runLineHttpBench,
   rehearsal: runRehearsalBench,
+  attacked: runAttackedRushBench,
 };
 
 const wanted = process.argv.slice(2);
