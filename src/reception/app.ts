@@ -287,6 +287,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
   async function housekeeping(): Promise<void> {
     const now = clock.now();
     try {
+      await storeHealth.check();
       ledger.apply({ kind: 'ended', tickets: await store.lapseUnclaimed(now), at: now, completion: true });
       if (now - lastLine >= LINE_MS) {
         lastLine = now;

@@ -1,8 +1,10 @@
 /**
  * Whether the reception's store is reachable, as the reception's own calls find it: the first
  * `store_unavailable` marks it away (`/healthz` turns 503, CONTRACT §3), the next call that
- * succeeds marks it back. No probe of its own: housekeeping calls the store every 250 ms, so a
- * store that comes back is noticed within that, with no restart and no traffic needed.
+ * succeeds marks it back. Housekeeping calls the store every 250 ms, so a store that comes back is
+ * noticed within that, with no restart and no traffic needed. A store with `probeWrite` (SQLite)
+ * keeps reading while its writes fail, so there only a write probe (`check`, from housekeeping)
+ * or a call of a kind that failed counts as back; anything else would flap `/healthz` to 200.
  */
 import { isStoreUnavailable, type Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
@@ -14,6 +16,8 @@ export interface StoreHealth {
   awaySince(): number | undefined;
   /** How many outages there were since start. */
   outages(): number;
+  /** While away, tries the store's write probe if it has one (housekeeping calls it). */
+  check(): Promise<void>;
 }
 
 export function watchStore(
@@ -23,13 +27,20 @@ export function watchStore(
 ): { store: Store; health: StoreHealth } {
   let since: number | undefined;
   let outages = 0;
-  const ok = () => {
+  const probed = typeof inner.probeWrite === 'function';
+  /** Methods that failed in the current outage: one of them succeeding shows writes work. */
+  const failedNow = new Set<string>();
+  const ok = (name: string) => {
     if (since === undefined) return;
+    if (probed && name !== 'probeWrite' && !failedNow.has(name)) return;
     logger.info({ awayMs: clock.now() - since }, 'store reachable again; taking orders');
     since = undefined;
+    failedNow.clear();
   };
-  const failed = (err: unknown) => {
-    if (!isStoreUnavailable(err) || since !== undefined) return;
+  const failed = (name: string, err: unknown) => {
+    if (!isStoreUnavailable(err)) return;
+    failedNow.add(name);
+    if (since !== undefined) return;
     since = clock.now();
     outages += 1;
     const cause = (err as Error).cause;
@@ -47,16 +58,25 @@ export function watchStore(
     watched[name] = async (...args: unknown[]) => {
       try {
         const result = await (fn as (...a: unknown[]) => Promise<unknown>).apply(inner, args);
-        ok();
+        ok(name);
         return result;
       } catch (err) {
-        failed(err);
+        failed(name, err);
         throw err;
       }
     };
   }
+  const store = watched as unknown as Store;
   return {
-    store: watched as unknown as Store,
-    health: { up: () => since === undefined, awaySince: () => since, outages: () => outages },
+    store,
+    health: {
+      up: () => since === undefined,
+      awaySince: () => since,
+      outages: () => outages,
+      async check() {
+        if (since === undefined || !store.probeWrite) return;
+        await store.probeWrite().catch(() => undefined);
+      },
+    },
   };
 }

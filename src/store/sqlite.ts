@@ -66,6 +66,9 @@ const RECENT_ORDERS_MAX = 4096;
 /** Bumped with every schema change; a migration runs from each older version to the next. */
 const SCHEMA_VERSION = 2;
 
+/** `probeWrite`'s row: a NUL can be in no client's Idempotency-Key, so it never meets a real one. */
+const PROBE_KEY = '\u0000rushgate:probe';
+
 const SCHEMA_V1 = `
 CREATE TABLE orders (
   id TEXT PRIMARY KEY,
@@ -724,6 +727,17 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
 
     async purgeInactive(now, retentionMs, limit) {
       return purgeTx.immediate(now, retentionMs, limit);
+    },
+
+    async probeWrite() {
+      // Insert and delete in one transaction: the page is dirtied, so the commit writes the WAL.
+      db.transaction(() => {
+        db.prepare('INSERT OR REPLACE INTO idempotency (key, order_id, expires_at) VALUES (?, ?, 0)').run(
+          PROBE_KEY,
+          '',
+        );
+        db.prepare('DELETE FROM idempotency WHERE key = ?').run(PROBE_KEY);
+      }).immediate();
     },
 
     async close() {

@@ -237,6 +237,13 @@ export interface Store {
   /** Present when several receptions may share this store. */
   broadcast?: Broadcast;
 
+  /**
+   * A write that really reaches the storage and changes nothing, for a store whose reads (and
+   * calls with nothing to write) keep working while its writes fail (SQLite on a full disk):
+   * only this, or a call that failed, tells that writes are taken again.
+   */
+  probeWrite?(): Promise<void>;
+
   close(): Promise<void>;
 }
 
