@@ -93,6 +93,15 @@ async function startClusterOnce(options: ClusterOptions): Promise<Cluster> {
   };
   try {
     await cluster.ready();
+    // Up is not enough: a server reports its catalog once it has read its items, and an order
+    // for an item no report has named yet is 404.
+    for (const item of Object.keys(options.items)) {
+      await waitUntil(
+        async () => (await fetch(`${cluster.pub}${encodeURI(item)}`, { method: 'HEAD' })).status === 200,
+        60_000,
+        `the reception to know ${item}`,
+      );
+    }
   } catch (err) {
     const logs = [...content.entries()].map(([id, p]) => `--- content ${id}\n${p.output()}`).join('\n');
     await cluster.stop();
