@@ -5,23 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { seededRandom } from '../../src/reception/wait-simulation.js';
 import { LineIndex } from '../../src/store/line-index.js';
 import type { LineEntry } from '../../src/store/types.js';
 
-/** mulberry32: a small seeded generator. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('line index: ranks, front and sweep order match a plain model through compactions', () => {
-  const random = seeded(9);
+  const random = seededRandom(9);
   const index = new LineIndex();
   let model: LineEntry[] = [];
   let seq = 0;
