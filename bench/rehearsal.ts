@@ -8,6 +8,8 @@
  * first estimate (45–55 % admitted by it, median relative error ≤ 0.2, 75–85 % inside its range),
  * and every buyer admitted with its file intact.
  * `RUSHGATE_BENCH_REHEARSALS=40` (or `10000`, comma-separated) picks rehearsals.
+ * `RUSHGATE_BENCH_PROFILE=DIR`: every process (the reception, the content servers and the rush
+ * client) runs with `node --cpu-prof` and writes its profile into DIR when it exits.
  * Run with `npm run bench -- rehearsal` or `node --import tsx bench/rehearsal.ts` after a build.
  */
 import { spawn } from 'node:child_process';
@@ -54,9 +56,13 @@ const REHEARSALS: Rehearsal[] = [
   },
 ];
 
+const PROFILE_DIR = process.env.RUSHGATE_BENCH_PROFILE;
+// `up` hands its own node flags to the processes it starts, so one flag profiles them all.
+const NODE_ARGS = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+
 function runRush(args: string[], timeoutMs: number): Promise<RushReport> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'rush', ...args, '--json'], {
+    const child = spawn(process.execPath, [...NODE_ARGS, CLI, 'rush', ...args, '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -98,7 +104,10 @@ async function rehearse(r: Rehearsal): Promise<void> {
       },
     });
     d.writeItem('/rush/item.bin', randomBytes(r.itemBytes));
-    const up = startRushgate(['up', '--config', d.configPath], { env: { LOG_LEVEL: 'warn' } });
+    const up = startRushgate(['up', '--config', d.configPath], {
+      env: { LOG_LEVEL: 'warn' },
+      nodeArgs: NODE_ARGS,
+    });
     try {
       await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
       await waitUntil(
