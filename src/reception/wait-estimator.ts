@@ -65,6 +65,9 @@ export interface EstimateInput {
   coldStartServiceMs: number;
 }
 
+/** What a model is built from: everything but the position. */
+export type ModelInput = Omit<EstimateInput, 'slotsNeeded'>;
+
 export type EstimateMethod = 'blend' | 'service-times' | 'rate' | 'cold-start';
 
 export interface Estimate {
@@ -271,6 +274,8 @@ interface Model {
   cycleMs: number;
   /** Variance of one service time, ms². */
   serviceVar: number;
+  /** T_k at the closed form's depth, once computed: every deeper position continues from it. */
+  atDepth?: { median: number; low: number; high: number };
 }
 
 /**
@@ -356,7 +361,8 @@ function intrinsic(model: Model, k: number): { median: number; low: number; high
   }
   // Past the depth the slots have long lost their phases: the line moves n slots per cycle, and
   // each further freeing adds a service time's variance shared by n slots (the superposition CLT).
-  const at = intrinsic(model, depth);
+  model.atDepth ??= intrinsic(model, depth);
+  const at = model.atDepth;
   const extra = k - depth;
   const sdAt = (at.high - at.low) / (2 * Z80);
   const median = at.median + (extra * model.cycleMs) / model.n;
@@ -365,16 +371,29 @@ function intrinsic(model: Model, k: number): { median: number; low: number; high
 }
 
 /** How surely the rates were measured with every slot busy: admissions / freeings, at most 1. */
-function rateSaturation(input: EstimateInput): number {
+function rateSaturation(input: ModelInput): number {
   const line = input.lineRatePerSecond;
   if (line === undefined) return 1;
   if (!(input.completionsPerSecond >= MIN_RATE)) return 1;
   return Math.min(1, Math.max(0, line) / input.completionsPerSecond);
 }
 
-export function estimateWait(input: EstimateInput): Estimate {
+/**
+ * The line's model for one moment, to be asked for any number of positions: building it (sorting
+ * the record, pooling the slots) and the wait at the closed form's depth are paid once, and each
+ * position's answer is kept, so a reception quoting thousands of waiters a second pays for a few
+ * model evaluations, not one per quote (the 10,000-buyer rehearsal spent half the reception's CPU
+ * on estimates before this).
+ */
+export interface WaitModel {
+  estimate(slotsNeeded: number): Estimate;
+}
+
+/** Positions whose answers one model keeps; beyond this it starts over (a bounded memo). */
+const MEMO_MAX = 4096;
+
+export function waitModel(input: ModelInput): WaitModel {
   const finite = (x: number) => (Number.isFinite(x) ? x : 0);
-  const slotsNeeded = Math.max(1, Math.ceil(finite(input.slotsNeeded)));
   const valid = input.serviceTimesMs.filter((s) => Number.isFinite(s) && s >= 0);
   const recorded = valid.length >= MIN_SERVICE_SAMPLES && valid.some((s) => s > 0);
   const busy = input.inFlight.length + Math.max(0, Math.floor(finite(input.unknownInFlight)));
@@ -443,7 +462,26 @@ export function estimateWait(input: EstimateInput): Estimate {
   const unknown = Math.max(0, n - input.inFlight.length);
   for (let i = 0; i < unknown; i++) slots.push(unknownSlot(record));
   const model: Model = { slots: grouped(slots), n, cycleMs, serviceVar: record.variance };
+  const memo = new Map<number, Estimate>();
+  return {
+    estimate(needed) {
+      const slotsNeeded = Math.max(1, Math.ceil(finite(needed)));
+      let e = memo.get(slotsNeeded);
+      if (e === undefined) {
+        if (memo.size >= MEMO_MAX) memo.clear();
+        e = estimateAt(model, slotsNeeded, relVar, method);
+        memo.set(slotsNeeded, e);
+      }
+      return e;
+    },
+  };
+}
 
+export function estimateWait(input: EstimateInput): Estimate {
+  return waitModel(input).estimate(input.slotsNeeded);
+}
+
+function estimateAt(model: Model, slotsNeeded: number, relVar: number, method: EstimateMethod): Estimate {
   const at = intrinsic(model, slotsNeeded);
   // What the measurements do not know: the cycle's relative error scales the whole wait.
   const known = Z80 * Math.sqrt(relVar) * at.median;
@@ -456,7 +494,7 @@ export function estimateWait(input: EstimateInput): Estimate {
     lowSeconds: Math.min(seconds, Math.max(0, Math.round(lowMs / 1000))),
     highSeconds: Math.max(seconds, Math.round(highMs / 1000)),
     method,
-    cycleMs,
+    cycleMs: model.cycleMs,
   };
 }
 

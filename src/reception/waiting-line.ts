@@ -20,9 +20,10 @@ import {
   type Calibration,
   type CalibrationSample,
   calibrationOf,
-  estimateWait,
   nextRate,
   retryAfterSeconds,
+  type WaitModel,
+  waitModel,
 } from './wait-estimator.js';
 
 /** Grace on top of `holdSeconds`: the client's round trip and the rounding of Retry-After. */
@@ -39,6 +40,12 @@ const SWEEP_BATCH = 500;
 const SWEEP_BATCHES = 4;
 /** Tokens this reception remembers as in line (per-client place counts); beyond, oldest dropped. */
 const IN_LINE_MAX = 200_000;
+/**
+ * A wait model is reused for this long: quotes are whole seconds, and in that time the transfers'
+ * ages move a fifth of one and the rates (1 s ticks) hardly at all.
+ */
+const MODEL_REUSE_MS = 200;
+const MODELS_MAX = 1000;
 
 export interface WaitQuote {
   position: number;
@@ -119,6 +126,8 @@ export function buildWaitingLine(deps: {
   };
   /** The first range each waiter was given, for calibration (the store keeps only the estimate). */
   const ranges = new Map<string, [number, number]>();
+  /** Per item, the latest wait model and what it was built from. */
+  const models = new Map<string, { at: number; inputs: string; model: WaitModel }>();
 
   const itemOf = (token: string): string | undefined => {
     if (items.has(token)) return items.get(token);
@@ -196,17 +205,35 @@ export function buildWaitingLine(deps: {
       untracked += s?.untracked ?? 0;
       serviceTimesMs.push(...(s?.report?.serviceTimesMs ?? []));
     }
-    const estimate = estimateWait({
-      slotsNeeded: Math.max(1, decision.position - decision.freeForItem),
-      capacity,
-      inFlight: ledger.inFlight(known, now),
-      unknownInFlight: untracked,
-      serviceTimesMs,
-      completionsPerSecond: ledger.completionsPerSecond(),
-      // The rate at which the line moves: the seed's two methods plus what the line shows.
-      lineRatePerSecond: admissionRate ?? 0,
-      coldStartServiceMs: coldStartMs(item, known),
-    });
+    // Rebuilt when capacity or the record's size changes, else at most every MODEL_REUSE_MS: the
+    // ledger's counts change with every ticket, and a model per ticket was most of the CPU of a
+    // 10,000-buyer rush.
+    const inputs = `${capacity} ${untracked} ${serviceTimesMs.length} ${known.join(',')}`;
+    let cached = models.get(item);
+    if (
+      cached === undefined ||
+      cached.inputs !== inputs ||
+      now - cached.at > MODEL_REUSE_MS ||
+      now < cached.at
+    ) {
+      if (models.size >= MODELS_MAX) models.clear();
+      cached = {
+        at: now,
+        inputs,
+        model: waitModel({
+          capacity,
+          inFlight: ledger.inFlight(known, now),
+          unknownInFlight: untracked,
+          serviceTimesMs,
+          completionsPerSecond: ledger.completionsPerSecond(),
+          // The rate at which the line moves: the seed's two methods plus what the line shows.
+          lineRatePerSecond: admissionRate ?? 0,
+          coldStartServiceMs: coldStartMs(item, known),
+        }),
+      };
+      models.set(item, cached);
+    }
+    const estimate = cached.model.estimate(Math.max(1, decision.position - decision.freeForItem));
     const ra = retryAfterSeconds({
       estimateSeconds: estimate.seconds,
       nearFront: decision.position <= Math.max(1, capacity),
