@@ -36,3 +36,36 @@ export function linkSignal(outer: AbortSignal | undefined, ms: number): LinkedSi
     },
   };
 }
+
+/** A child of a fan-out: aborts with its parent until released. */
+export interface FanoutChild {
+  signal: AbortSignal;
+  release(): void;
+}
+
+/**
+ * One stop signal for thousands of concurrent tasks (a rush's buyers), each given a child signal
+ * of its own. Node's EventTarget walks every listener of a signal on each `addEventListener`, so
+ * 10,000 buyers listening to one signal made every request's listener cost 10,000 steps (a
+ * seventh of the rush client's CPU in the 10,000-buyer rehearsal). The parent here has one
+ * listener, and each child only the few of its own task.
+ */
+export function signalFanout(parent: AbortSignal): { child(): FanoutChild } {
+  const live = new Set<AbortController>();
+  parent.addEventListener(
+    'abort',
+    () => {
+      for (const c of live) c.abort(parent.reason);
+      live.clear();
+    },
+    { once: true },
+  );
+  return {
+    child() {
+      const controller = new AbortController();
+      if (parent.aborted) controller.abort(parent.reason);
+      else live.add(controller);
+      return { signal: controller.signal, release: () => live.delete(controller) };
+    },
+  };
+}

@@ -16,11 +16,10 @@
  * and counted. It sends requests only to the given URL's reception, to the content servers that
  * reception's tickets name, and to `statusUrl`.
  */
-import { setMaxListeners } from 'node:events';
 import { isIPv4 } from 'node:net';
 import { Agent, type Dispatcher, Pool, request } from 'undici';
 import { UsageError } from '../errors.js';
-import { linkSignal } from './abort-link.js';
+import { linkSignal, signalFanout } from './abort-link.js';
 import type { Clock } from './clock.js';
 import { parseItemUrl } from './item-url.js';
 import { runOrder } from './order-flow.js';
@@ -167,8 +166,8 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
   const { clock } = deps;
   const started = clock.now();
   const stop = new AbortController();
-  // Every buyer listens to the one stop signal; many listeners are the design, not a leak.
-  setMaxListeners(0, stop.signal);
+  // Each buyer listens to a child of the stop signal, never to the stop signal itself.
+  const buyers = signalFanout(stop.signal);
   const timer = setTimeout(() => stop.abort(new Error('--max-seconds reached')), opts.maxSeconds * 1000);
   const onOuterAbort = () => stop.abort(deps.signal?.reason);
   deps.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -191,13 +190,14 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
     const tally: Tally = { busy: 0, held: 0, tickets: [] };
     const reception = tallied(createReceptionClient({ origin, dispatcher }), tally);
     const sink = new DiscardSink();
+    const own = buyers.child();
     try {
       const r = await runOrder({
         reception,
         item,
         sink,
         clock,
-        signal: stop.signal,
+        signal: own.signal,
         dispatcher,
         ...(opts.rate === undefined ? {} : { limitRate: opts.rate }),
         ...(opts.placeReadIntervalMs === undefined ? {} : { placeReadIntervalMs: opts.placeReadIntervalMs }),
@@ -240,6 +240,7 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
         errorCode: stop.signal.aborted ? 'unfinished' : err instanceof Error ? err.message : String(err),
       };
     } finally {
+      own.release();
       // Its sockets go with it, so finished buyers hold no open files.
       void dispatcher.destroy().catch(() => {});
     }
@@ -250,9 +251,10 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
     const rampMs = (opts.rampSeconds ?? 0) * 1000;
     const wait = started + (rampMs * index) / opts.clients - clock.now();
     if (wait <= 0) return !stop.signal.aborted;
+    const own = buyers.child();
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, wait);
-      stop.signal.addEventListener(
+      own.signal.addEventListener(
         'abort',
         () => {
           clearTimeout(t);
@@ -261,6 +263,7 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
         { once: true },
       );
     });
+    own.release();
     return !stop.signal.aborted;
   }
 

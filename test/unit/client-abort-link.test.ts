@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
-import { linkSignal } from '../../src/client/abort-link.js';
+import { linkSignal, signalFanout } from '../../src/client/abort-link.js';
 
 test('follows the caller: aborted with its reason, not timed out', () => {
   const outer = new AbortController();
@@ -38,4 +38,17 @@ test('done() leaves no listener on the caller signal, however many links were ma
   const outer = new AbortController();
   for (let i = 0; i < 1000; i++) linkSignal(outer.signal, 60_000).done();
   assert.equal(getEventListeners(outer.signal, 'abort').length, 0);
+});
+
+test('a fan-out puts one listener on the parent however many children, and aborts the live ones', () => {
+  const parent = new AbortController();
+  const fan = signalFanout(parent.signal);
+  const children = Array.from({ length: 1000 }, () => fan.child());
+  assert.equal(getEventListeners(parent.signal, 'abort').length, 1);
+  children[0]?.release();
+  parent.abort(new Error('stop'));
+  assert.equal(children[0]?.signal.aborted, false, 'a released child is let go');
+  assert.equal(children[1]?.signal.aborted, true);
+  assert.equal((children[999]?.signal.reason as Error | undefined)?.message, 'stop');
+  assert.equal(fan.child().signal.aborted, true, 'a child made after the abort is born aborted');
 });
