@@ -218,6 +218,21 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
       assert.equal('idempotencyKey' in plain, false);
     });
 
+    withStore(
+      'findByIdempotencyKey reads the order a key names while it is kept, and writes nothing',
+      async ({ store }) => {
+        assert.equal(await store.findByIdempotencyKey('idem-find', T0), undefined);
+        const first = await newOrder(store, { key: 'idem-find', item: '/x.bin' });
+        const found = await store.findByIdempotencyKey('idem-find', T0 + 5);
+        assert.equal(found?.id, first.id);
+        assert.equal(found?.item, '/x.bin');
+        assert.equal(await store.findByIdempotencyKey('idem-other', T0 + 5), undefined);
+        // Kept for its TTL (a day here), then forgotten.
+        assert.equal((await store.findByIdempotencyKey('idem-find', T0 + DAY - 1))?.id, first.id);
+        assert.equal(await store.findByIdempotencyKey('idem-find', T0 + DAY), undefined);
+      },
+    );
+
     withStore('idempotency key: same item → existing, other item → conflict, expiry', async ({ store }) => {
       const first = await newOrder(store, { key: 'idem-1', item: '/x.bin' });
       const again = await store.createOrder(

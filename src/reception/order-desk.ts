@@ -342,17 +342,15 @@ export function buildOrderDesk(deps: {
       if (got.live) return { kind: 'existing', order: got.order, ticket: got.live };
       order = got.order;
     } else if (req.idempotencyKey !== undefined) {
-      const created = await store.createOrder(
-        newOrder(issuer.newOrderId(), item, { ...req, clientKey }, now),
-        IDEMPOTENCY_TTL_MS,
-      );
-      if (created.kind === 'conflict') {
-        return { kind: 'error', code: 'idempotency_conflict' };
+      // Read, not written: the order is created only when a ticket is to be reserved for it, so
+      // the retries of a waiter (a key each) cost no write until it is admitted.
+      const key = newOrder('', item, { ...req, clientKey }, now).idempotencyKey as string;
+      const earlier = await store.findByIdempotencyKey(key, now);
+      if (earlier) {
+        const known = knownOrder(earlier, item);
+        if (known) return known;
+        order = earlier;
       }
-      if (created.kind === 'existing' && created.order.tickets.length > 0) {
-        return { kind: 'existing', order: created.order, ticket: created.order.tickets.at(-1) };
-      }
-      order = created.order;
     }
 
     // A token counts only for the item it was given for; otherwise the client is a newcomer.
@@ -382,6 +380,9 @@ export function buildOrderDesk(deps: {
         newOrder(issuer.newOrderId(), item, { ...req, clientKey }, now),
         IDEMPOTENCY_TTL_MS,
       );
+      // The same key may have been used meanwhile (a retry racing its lost answer).
+      const known = created.kind === 'created' ? undefined : knownOrder(created.order, item);
+      if (known) return known;
       order = created.order;
     }
     const got = await ticketOn(order, allocation.ranked, req.clientAddress);
@@ -609,6 +610,13 @@ function outsideLine(position: number): LineDecision {
     freeForItem: 0,
     requesterHeld: false,
   };
+}
+
+/** What an Idempotency-Key's earlier order answers: 409 for another item, or the order as it stands once it has a ticket. */
+function knownOrder(earlier: OrderRecord, item: string): OrderOutcome | undefined {
+  if (earlier.item !== item) return { kind: 'error', code: 'idempotency_conflict' };
+  if (earlier.tickets.length > 0) return { kind: 'existing', order: earlier, ticket: earlier.tickets.at(-1) };
+  return undefined;
 }
 
 function newOrder(

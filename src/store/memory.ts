@@ -150,6 +150,12 @@ export function createMemoryStore(): Store {
       return order ? copyOrder(order) : undefined;
     },
 
+    async findByIdempotencyKey(key, now) {
+      const known = idempotency.get(key);
+      const order = known && known.expiresAt > now ? orders.get(known.orderId) : undefined;
+      return order ? copyOrder(order) : undefined;
+    },
+
     async reserveTicket(input, limits: ReserveLimits): Promise<ReserveResult> {
       const order = orders.get(input.orderId);
       if (!order) return { kind: 'unknown_order' };

@@ -305,6 +305,16 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
       return raw === null ? undefined : parseOrder(raw);
     },
 
+    async findByIdempotencyKey(key, now) {
+      // Two reads, not a script: nothing is written, and an order found is whole (one key).
+      const raw = await redis.get(`${prefix}idem:${key}`);
+      if (raw === null) return undefined;
+      const known = JSON.parse(raw) as { orderId: string; expiresAt: number };
+      if (!(known.expiresAt > now)) return undefined;
+      const order = await redis.get(`${prefix}order:${known.orderId}`);
+      return order === null ? undefined : parseOrder(order);
+    },
+
     async reserveTicket(input, limits): Promise<ReserveResult> {
       // The script sets status and delivered itself; the rest is the same ticket as elsewhere.
       const ticket = newTicket(input);

@@ -570,6 +570,11 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
       return readOrder(orderId);
     },
 
+    async findByIdempotencyKey(key, now) {
+      const known = q.idempotency.get(key);
+      return known && known.expires_at > now ? readOrder(known.order_id) : undefined;
+    },
+
     async reserveTicket(input, limits): Promise<ReserveResult> {
       const order = readOrder(input.orderId);
       if (!order) return { kind: 'unknown_order' };

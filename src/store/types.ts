@@ -142,6 +142,11 @@ export interface Store {
   /** Durable before it resolves (the `201` is sent after). */
   createOrder(order: NewOrder, idempotencyTtlMs: number): Promise<CreateOrderResult>;
   getOrder(orderId: string): Promise<OrderRecord | undefined>;
+  /**
+   * The order an Idempotency-Key (as stored: scoped) named, while the key is kept at `now`; reads
+   * only. A waiter's retries carry a key each, and only an admission needs an order written.
+   */
+  findByIdempotencyKey(key: string, now: number): Promise<OrderRecord | undefined>;
 
   /**
    * Atomically: if the order exists, has fewer than `maxTicketsPerOrder`
