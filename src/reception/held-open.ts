@@ -33,10 +33,17 @@ export interface HoldRequest<T> {
   expire(): Promise<T>;
   /** Aborted when the client goes away: the hold is dropped without an answer. */
   signal?: AbortSignal;
+  /**
+   * What the waiter waits for (its item). The line is served in order per item, so once one
+   * waiter of a group stays busy in a wake, those behind it in that group are not tried: a wake
+   * costs one failed try per item, not one per spare try.
+   */
+  group?: string;
 }
 
 interface Waiter {
   seq: number;
+  group: string | undefined;
   deadline: number;
   attempt(): Promise<unknown>;
   expire(): Promise<unknown>;
@@ -65,6 +72,7 @@ export class HeldOpen {
     return new Promise<T>((resolve) => {
       const w: Waiter = {
         seq: req.seq,
+        group: req.group,
         deadline: req.deadline,
         attempt: req.attempt,
         expire: req.expire,
@@ -105,10 +113,11 @@ export class HeldOpen {
         // (they stay busy, and a slot elsewhere must not wait for them).
         let free = this.opts.freeSlots();
         let tries = Math.max(1, free) + SPARE_TRIES;
+        const stuck = new Set<string>();
         // A snapshot: waiters that arrive meanwhile are behind these anyway, or get the next wake.
         for (const w of [...this.waiters]) {
           if (tries <= 0 || free <= 0) break;
-          if (w.done || w.trying) continue;
+          if (w.done || w.trying || (w.group !== undefined && stuck.has(w.group))) continue;
           tries -= 1;
           w.trying = true;
           const answer = await w.attempt();
@@ -116,6 +125,8 @@ export class HeldOpen {
           if (answer !== undefined && !w.done) {
             this.remove(w);
             w.settle(answer);
+          } else if (answer === undefined && w.group !== undefined) {
+            stuck.add(w.group);
           }
           free = this.opts.freeSlots();
         }

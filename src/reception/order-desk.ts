@@ -341,7 +341,9 @@ export function buildOrderDesk(deps: {
       if ('code' in got) return { kind: 'error', code: got.code };
       if (got.live) return { kind: 'existing', order: got.order, ticket: got.live };
       order = got.order;
-    } else if (req.idempotencyKey !== undefined) {
+    } else if (req.idempotencyKey !== undefined && !probe) {
+      // (A held request's tries skip this: its key was read when it arrived, and should the
+      // same key have been used since, the order's creation below finds that out.)
       // Read, not written: the order is created only when a ticket is to be reserved for it, so
       // the retries of a waiter (a key each) cost no write until it is admitted.
       const key = newOrder('', item, { ...req, clientKey }, now).idempotencyKey as string;
@@ -359,7 +361,7 @@ export function buildOrderDesk(deps: {
     let decision: LineDecision | undefined;
     let inLine: string | undefined;
     if (rc.queue.enabled) {
-      decision = await line.decide({ token, item }, now);
+      decision = await line.decide({ token, item }, now, { touch: !probe });
       inLine = decision.requesterInLine ? token : undefined;
       if (!decision.admitted) {
         if (probe && inLine !== undefined) return probeBusy(inLine, decision);
@@ -431,6 +433,7 @@ export function buildOrderDesk(deps: {
     };
     const pending = held.hold<OrderOutcome>({
       seq: first.lineSeq ?? Number.MAX_SAFE_INTEGER,
+      group: req.item,
       deadline: clock.now() + waitMs,
       signal: req.signal,
       attempt: async () => {

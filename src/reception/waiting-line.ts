@@ -59,8 +59,16 @@ export type JoinOutcome = { kind: 'joined'; token: string; quote: WaitQuote } | 
 
 export interface WaitingLine {
   readonly rules: LineRules;
-  /** Reads the line and decides for one request; holds and abandonment are written back. */
-  decide(request: { token?: string | undefined; item: string }, now: number): Promise<LineDecision>;
+  /**
+   * Reads the line and decides for one request; holds and abandonment are written back. The
+   * requester counts as seen (its `lastSeenAt` is written) unless `touch` is false: a held-open
+   * request trying again was seen when it arrived, and its tries need not write.
+   */
+  decide(
+    request: { token?: string | undefined; item: string },
+    now: number,
+    opts?: { touch?: boolean },
+  ): Promise<LineDecision>;
   /** Joins at the end, unless the line holds `queue.maxLength` places; the new token and its quote. */
   join(item: string, decision: LineDecision, now: number): Promise<JoinOutcome>;
   /** The quote for a client already in line (after `decide`). */
@@ -263,8 +271,16 @@ export function buildWaitingLine(deps: {
 
   return {
     rules,
-    async decide(request, now) {
-      const requester = request.token !== undefined ? await store.touchLine(request.token, now) : undefined;
+    async decide(request, now, opts) {
+      const token = request.token;
+      let requester: PlaceInLine | undefined;
+      if (token !== undefined) {
+        requester = opts?.touch === false ? await store.findInLine(token) : undefined;
+        // A place not written for half of `abandonSeconds` is touched anyway, so a request held
+        // open (however the settings compare) never loses its place while it is held.
+        if (requester === undefined || now - requester.entry.lastSeenAt > rules.abandonMs / 2)
+          requester = await store.touchLine(token, now);
+      }
       if (request.token !== undefined) {
         if (requester) remember(request.token);
         else forget(request.token);

@@ -36,6 +36,35 @@ describe('held-open requests', () => {
     assert.equal(held.count(), 0);
   });
 
+  it('once a waiter stays busy, those behind it for the same item are not tried in that wake', async () => {
+    const { held } = registry({ free: () => 2 });
+    const tried: string[] = [];
+    const hold = (seq: number, group: string) =>
+      held.hold({
+        seq,
+        group,
+        deadline: 10_000,
+        attempt: async () => {
+          tried.push(`${group}${seq}`);
+          return undefined;
+        },
+        expire: async () => 'busy',
+      });
+    for (const [seq, group] of [
+      [1, 'a'],
+      [2, 'a'],
+      [3, 'b'],
+      [4, 'a'],
+      [5, 'b'],
+    ] as const)
+      hold(seq, group);
+    held.wake();
+    await flush();
+    await flush();
+    assert.deepEqual(tried, ['a1', 'b3'], 'one failed try per item, in line order');
+    await held.close();
+  });
+
   it('tries the earliest in line first, one try per free slot', async () => {
     let free = 1;
     const { held } = registry({ free: () => free });
