@@ -19,17 +19,14 @@
  * attacker obtained; and the refusals by code. Ratios, not absolute numbers: the machine is shared.
  * Run with `npm run bench -- attacked` or `node --import tsx bench/attacked-rush.ts` after a build.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Agent, Pool, request } from 'undici';
 import type { RushReport } from '../src/client/rush-report.js';
-import { makeDeployment, type TestDeployment, withPortRetry } from '../test/helpers/deployment.js';
-import { CLI, type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
 import { respellings } from '../test/helpers/respell.js';
-import { waitUntil } from '../test/helpers/wait.js';
+import { runRushReport, startUpDeployment } from './rush-deployment.js';
 
 const BUYERS = 50;
 const CAPACITY = 8;
@@ -43,31 +40,6 @@ const LIMITS = { ticketsPerClient: 2, placesPerClient: 2 };
 const CONNECTIONS_PER_TICKET = 8;
 const SLOWLORIS_SOCKETS = 300;
 const MAX_SECONDS = 90;
-
-function runRush(args: string[], timeoutMs: number): Promise<RushReport> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'rush', ...args, '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err = (err + d.toString()).slice(-4000);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as RushReport);
-      } catch {
-        reject(new Error(`rush exited ${code} without a JSON report:\n${out.slice(-2000)}\n${err}`));
-      }
-    });
-  });
-}
 
 /** Counts of answers by `status code` (e.g. `429 rate_limited`). */
 type Tally = Record<string, number>;
@@ -330,44 +302,6 @@ async function slowloris(
   return s;
 }
 
-async function startDeployment(): Promise<{ d: TestDeployment; up: Proc }> {
-  return withPortRetry(async () => {
-    const d = await makeDeployment({
-      servers: 3,
-      server: () => ({ capacity: CAPACITY, connectionsPerTicket: CONNECTIONS_PER_TICKET }),
-      reception: {
-        queue: { holdSeconds: 5, maxRetryAfterSeconds: 10, abandonSeconds: 60 },
-        // `expiring`: a ticket URL is a bearer key, which is what the sharer abuses.
-        tickets: { policy: 'expiring', claimSeconds: 10 },
-        limits: LIMITS,
-        monitor: { intervalMs: 250, timeoutMs: 2000, failuresBeforeDown: 3 },
-      },
-    });
-    d.writeItem('/rush/item.bin', randomBytes(ITEM_BYTES));
-    // Large enough that a paused transfer cannot be absorbed by loopback socket buffers.
-    d.writeItem('/rush/big.bin', Buffer.alloc(48 * 1024 * 1024, 7));
-    const up = startRushgate(['up', '--config', d.configPath], { env: { LOG_LEVEL: 'warn' } });
-    try {
-      await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
-      await waitUntil(
-        async () => {
-          const s = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
-            servers: { health: string }[];
-          };
-          return s.servers.every((x) => x.health === 'up');
-        },
-        60_000,
-        'every content server up',
-      );
-    } catch (err) {
-      await up.kill();
-      d.cleanup();
-      throw err;
-    }
-    return { d, up };
-  });
-}
-
 const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined ? 'n/a' : x.toFixed(d));
 const ratio = (a: number | null | undefined, b: number | null | undefined) =>
   a === null || a === undefined || b === null || b === undefined || a === 0
@@ -384,7 +318,24 @@ export async function runAttackedRushBench(): Promise<void> {
     `attacked rush: rushgate up (3 × ${CAPACITY} slots, expiring, ticketsPerClient ${LIMITS.ticketsPerClient}, placesPerClient ${LIMITS.placesPerClient}); ` +
       `${BUYERS} honest buyers (rushgate rush), ${ITEM_BYTES / 1024} KiB at ${RATE / 1024} KiB/s, alone then attacked`,
   );
-  const { d, up } = await startDeployment();
+  const { d, stop: stopDeployment } = await startUpDeployment({
+    deployment: {
+      servers: 3,
+      server: () => ({ capacity: CAPACITY, connectionsPerTicket: CONNECTIONS_PER_TICKET }),
+      reception: {
+        queue: { holdSeconds: 5, maxRetryAfterSeconds: 10, abandonSeconds: 60 },
+        // `expiring`: a ticket URL is a bearer key, which is what the sharer abuses.
+        tickets: { policy: 'expiring', claimSeconds: 10 },
+        limits: LIMITS,
+        monitor: { intervalMs: 250, timeoutMs: 2000, failuresBeforeDown: 3 },
+      },
+    },
+    items: {
+      '/rush/item.bin': randomBytes(ITEM_BYTES),
+      // Large enough that a paused transfer cannot be absorbed by loopback socket buffers.
+      '/rush/big.bin': Buffer.alloc(48 * 1024 * 1024, 7),
+    },
+  });
   try {
     const base = d.config.reception.publicUrl;
     const rushArgs = [
@@ -402,7 +353,7 @@ export async function runAttackedRushBench(): Promise<void> {
       '--max-seconds',
       String(MAX_SECONDS),
     ];
-    const alone = await runRush(rushArgs, (MAX_SECONDS + 30) * 1000);
+    const alone = await runRushReport(rushArgs, (MAX_SECONDS + 30) * 1000);
 
     // The issue's shape: one hostile prefix at 1,000 requests/s with respelled tokens.
     let hostileStopped = false;
@@ -410,7 +361,7 @@ export async function runAttackedRushBench(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
     let underHostile: RushReport;
     try {
-      underHostile = await runRush(rushArgs, (MAX_SECONDS + 30) * 1000);
+      underHostile = await runRushReport(rushArgs, (MAX_SECONDS + 30) * 1000);
     } finally {
       hostileStopped = true;
     }
@@ -446,7 +397,7 @@ export async function runAttackedRushBench(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
     let attacked: RushReport;
     try {
-      attacked = await runRush(rushArgs, (MAX_SECONDS + 30) * 1000);
+      attacked = await runRushReport(rushArgs, (MAX_SECONDS + 30) * 1000);
     } finally {
       stopped = true;
     }
@@ -483,8 +434,7 @@ export async function runAttackedRushBench(): Promise<void> {
       `  slowloris (127.204.0.1–4): ${slow.sockets} sockets, ${slow.connects} connections, ${slow.cutOff} cut off by the reception, ${slow.answered} answered with bytes`,
     );
   } finally {
-    await up.kill();
-    d.cleanup();
+    await stopDeployment();
   }
 }
 

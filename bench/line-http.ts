@@ -17,6 +17,7 @@ import { Pool } from 'undici';
 import { makeDeployment, type TestDeployment, withPortRetry } from '../test/helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
 import { deleteKeys, REDIS_URL } from '../test/helpers/redis.js';
+import { ratePerSecond } from './rate.js';
 
 const CONCURRENCY = 32;
 const SIZES = [1_000, 10_000, 100_000].filter(
@@ -95,17 +96,7 @@ async function order(pool: Pool): Promise<{ status: number; token?: string }> {
   return { status: res.statusCode, ...(body.queueToken ? { token: body.queueToken } : {}) };
 }
 
-/** Runs `count` calls of `fn`, `CONCURRENCY` at a time; returns calls per second. */
-async function rate(count: number, fn: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < count) await fn(next++);
-    }),
-  );
-  return (count * 1000) / (performance.now() - started);
-}
+const rate = (count: number, fn: (i: number) => Promise<void>) => ratePerSecond(count, CONCURRENCY, fn);
 
 async function measureStore(store: StoreName): Promise<void> {
   const prefix = `rushgate-bench-line-${randomUUID()}:`;

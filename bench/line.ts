@@ -29,6 +29,7 @@ import { Redis } from 'ioredis';
 import { openStore, type Store } from '../src/store/index.js';
 import { silentLogger } from '../src/util/log.js';
 import { deleteKeys, REDIS_URL } from '../test/helpers/redis.js';
+import { ratePerSecond, ratePerSecondFor } from './rate.js';
 
 const SIZES = [1_000, 10_000, 100_000] as const;
 const CONCURRENCY = 32;
@@ -38,30 +39,8 @@ const ROUNDS = 5;
 const POLL_MS = 250;
 const MAX_LENGTH = 10_000_000;
 
-/** Runs `count` operations, `CONCURRENCY` at a time; returns their rate per second. */
-async function timed(count: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < count) await op(next++);
-    }),
-  );
-  return count / ((performance.now() - start) / 1000);
-}
-
-/** As `timed`, for about `ms` milliseconds. */
-async function timedFor(ms: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  let done = 0;
-  const start = performance.now();
-  const deadline = start + ms;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < deadline) await op(done++);
-    }),
-  );
-  return done / ((performance.now() - start) / 1000);
-}
+const timed = (count: number, op: (i: number) => Promise<unknown>) => ratePerSecond(count, CONCURRENCY, op);
+const timedFor = (ms: number, op: (i: number) => Promise<unknown>) => ratePerSecondFor(ms, CONCURRENCY, op);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -8,17 +8,11 @@
  * first estimate (45–55 % admitted by it, median relative error ≤ 0.2, 75–85 % inside its range),
  * and every buyer admitted with its file intact.
  * `RUSHGATE_BENCH_REHEARSALS=40` (or `10000`, comma-separated) picks rehearsals.
- * `RUSHGATE_BENCH_PROFILE=DIR`: every process (the reception, the content servers and the rush
- * client) runs with `node --cpu-prof` and writes its profile into DIR when it exits.
  * Run with `npm run bench -- rehearsal` or `node --import tsx bench/rehearsal.ts` after a build.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import type { RushReport } from '../src/client/rush-report.js';
-import { makeDeployment, withPortRetry } from '../test/helpers/deployment.js';
-import { CLI, type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
-import { waitUntil } from '../test/helpers/wait.js';
+import { runRushReport, startUpDeployment } from './rush-deployment.js';
 
 interface Rehearsal {
   name: string;
@@ -56,44 +50,13 @@ const REHEARSALS: Rehearsal[] = [
   },
 ];
 
-const PROFILE_DIR = process.env.RUSHGATE_BENCH_PROFILE;
-// `up` hands its own node flags to the processes it starts, so one flag profiles them all.
-const NODE_ARGS = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
-
-function runRush(args: string[], timeoutMs: number): Promise<RushReport> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...NODE_ARGS, CLI, 'rush', ...args, '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err = (err + d.toString()).slice(-4000);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const last = out.trim().split('\n').at(-1) ?? '';
-      try {
-        resolve(JSON.parse(last) as RushReport);
-      } catch {
-        reject(new Error(`rush exited ${code} without a JSON report:\n${out.slice(-2000)}\n${err}`));
-      }
-    });
-  });
-}
-
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(0)} %`;
 const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined ? 'n/a' : x.toFixed(d));
 
 async function rehearse(r: Rehearsal): Promise<void> {
-  const procs: Proc[] = [];
-  const setup = await withPortRetry(async () => {
-    const d = await makeDeployment({
+  const setup = await startUpDeployment({
+    deployment: {
       servers: 3,
       server: () => ({ capacity: r.capacity }),
       reception: {
@@ -102,35 +65,12 @@ async function rehearse(r: Rehearsal): Promise<void> {
         tickets: { policy: 'strict', claimSeconds: 30 },
         monitor: { intervalMs: 250, timeoutMs: 2000, failuresBeforeDown: 3 },
       },
-    });
-    d.writeItem('/rush/item.bin', randomBytes(r.itemBytes));
-    const up = startRushgate(['up', '--config', d.configPath], {
-      env: { LOG_LEVEL: 'warn' },
-      nodeArgs: NODE_ARGS,
-    });
-    try {
-      await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
-      await waitUntil(
-        async () => {
-          const s = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
-            servers: { health: string }[];
-          };
-          return s.servers.every((x) => x.health === 'up');
-        },
-        60_000,
-        'every content server up',
-      );
-    } catch (err) {
-      await up.kill();
-      d.cleanup();
-      throw err;
-    }
-    return { d, up };
+    },
+    items: { '/rush/item.bin': randomBytes(r.itemBytes) },
   });
-  procs.push(setup.up);
   try {
     const { d } = setup;
-    const report = await runRush(
+    const report = await runRushReport(
       [
         `${d.config.reception.publicUrl}/rush/item.bin`,
         '--clients',
@@ -168,8 +108,7 @@ async function rehearse(r: Rehearsal): Promise<void> {
         `${report.attempts} requests, ${report.heldAnswers} held busy answers; errors ${JSON.stringify(report.errors)}`,
     );
   } finally {
-    await Promise.all(procs.map((p) => p.kill()));
-    setup.d.cleanup();
+    await setup.stop();
   }
 }
 

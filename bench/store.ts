@@ -16,22 +16,14 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { openStore, type Store } from '../src/store/index.js';
 import { silentLogger } from '../src/util/log.js';
+import { ratePerSecondFor } from './rate.js';
 
 const ROUND_MS = 1000;
 const LIMITS = { capacity: 1_000_000, untracked: 0, maxTicketsPerOrder: 5 };
 
 /** Ops per second of `fn`, run `concurrency` at a time for about ROUND_MS. */
-async function measure(fn: (i: number) => Promise<unknown>, concurrency = 1): Promise<number> {
-  let i = 0;
-  const start = performance.now();
-  const deadline = start + ROUND_MS;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) await fn(i++);
-    }),
-  );
-  return i / ((performance.now() - start) / 1000);
-}
+const measure = (fn: (i: number) => Promise<unknown>, concurrency = 1) =>
+  ratePerSecondFor(ROUND_MS, concurrency, fn);
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(9);
 
