@@ -9,18 +9,21 @@
  *   is amortized O(1) per join and memory stays O(N) however many have passed through;
  * - a doubly linked list in line order gives the front without skipping the holes left by those
  *   who left from the middle;
- * - a min-heap of (lastSeenAt, seq) pushed on every join and touch gives the least recently seen
- *   for abandonment sweeps. Outdated items are skipped when they surface (each item carries the
- *   entry's touch stamp) and the heap is compacted once it holds more than twice the line, so it
- *   stays O(N) too. A heap rather than a FIFO queue because callers' clocks may step back; with one
- *   that moves forward, a push seldom sifts up past its parent.
+ * - a min-heap by (lastSeenAt, seq) gives the least recently seen for abandonment sweeps. It
+ *   holds one item per entry, keyed by a lower bound of its lastSeenAt, as the retention queue
+ *   does (activity-queue.ts): a touch only moves the entry's time forward, and a sweep that pops
+ *   an entry seen since puts it back under its true time, so each such push follows at least one
+ *   touch (amortized O(log N) per touch, paid by the sweep). Only a clock that steps back makes a
+ *   touch push (callers' clocks may; that is also why a heap and not a FIFO queue). The item it
+ *   replaces is skipped when it surfaces, as are those of entries gone (each item carries the
+ *   entry's stamp), and the heap keeps only its live items once it holds more than twice the
+ *   line, so it stays O(N) too.
  *
- * Why this layout: a poll (`touch`) at 100,000 waiting is bound by cache misses and the garbage
- * collector, not by instructions (bench/line.ts). So the heap is parallel arrays of numbers and a
- * touch allocates nothing that outlives it: an item object per touch, held until it surfaced, was
- * copied by the scavenges and promoted to the old generation, which made a poll at 100,000 cost
- * about twice as much as the bare map lookup under it. And an entry's fields live in its node:
- * one object to reach, not two.
+ * Why: a poll (`touch`) at 100,000 waiting is bound by cache misses and the garbage collector,
+ * not by instructions (bench/line.ts). A heap item per touch was an object that outlived the poll
+ * (promoted to the old generation by the scavenges), and as numbers in arrays still meant a
+ * compaction that reads every item's node; now a touch allocates only the copy it returns and
+ * reaches one object, the entry's node, which holds the entry's fields.
  *
  * Pure data structure, no I/O. Entries handed out are copies.
  */
@@ -38,7 +41,7 @@ interface Node {
   slot: number;
   prev: Node | undefined;
   next: Node | undefined;
-  /** Bumped on every touch: only the heap item with the current stamp is live. */
+  /** Bumped when the entry is pushed anew: only the heap item with the current stamp is live. */
   stamp: number;
   live: boolean;
 }
@@ -126,9 +129,13 @@ export class LineIndex {
   touch(token: string, now: number): PlaceInLine | undefined {
     const node = this.byToken.get(token);
     if (!node) return undefined;
+    const back = now < node.lastSeenAt;
     node.lastSeenAt = now;
-    node.stamp++;
-    this.pushSeen(node);
+    // Moving forward keeps the heap's key a lower bound; a step back needs an item of its own.
+    if (back) {
+      node.stamp++;
+      this.pushSeen(node);
+    }
     return { entry: entryOf(node), position: this.prefix(node.slot + 1) };
   }
 
@@ -165,14 +172,17 @@ export class LineIndex {
   /**
    * Up to `limit` entries last seen before `seenBefore`, least recently seen first (ties by
    * seq), without removing them: the caller removes what it swept (the sqlite store first
-   * deletes them in its transaction). O(k log N) plus the outdated items it discards.
+   * deletes them in its transaction). O(k log N), plus the items it discards (outdated) or puts
+   * back under a later time (seen since), which the leaves and touches before it pay for.
    */
   stale(seenBefore: number, limit: number): LineEntry[] {
     const found: Node[] = [];
     const heap = this.seen;
     while (found.length < limit && heap.size > 0 && heap.topAt() < seenBefore) {
-      const { node, stamp } = heap.pop();
-      if (node.live && stamp === node.stamp) found.push(node);
+      const { node, at, stamp } = heap.pop();
+      if (!node.live || stamp !== node.stamp) continue;
+      if (node.lastSeenAt > at) heap.push(node);
+      else found.push(node);
     }
     // Still in line until the caller removes them; their items go back meanwhile.
     for (const node of found) heap.push(node);
@@ -223,7 +233,8 @@ export class LineIndex {
 
 /**
  * Nodes by (lastSeenAt, seq) as they were when pushed, with the node's stamp then: a binary
- * min-heap in parallel arrays (numbers stay unboxed in them, so a push allocates nothing).
+ * min-heap in parallel arrays (numbers stay unboxed in them, so a push allocates nothing that
+ * lives on).
  */
 class SeenHeap {
   private at: number[] = [];
@@ -248,8 +259,8 @@ class SeenHeap {
   }
 
   /** Removes the least item; the heap must not be empty. */
-  pop(): { node: Node; stamp: number } {
-    const top = { node: this.nodes[0]!, stamp: this.stamp[0]! };
+  pop(): { node: Node; at: number; stamp: number } {
+    const top = { node: this.nodes[0]!, at: this.at[0]!, stamp: this.stamp[0]! };
     const last = this.nodes.length - 1;
     this.move(last, 0);
     this.dropLast();
