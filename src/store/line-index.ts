@@ -10,14 +10,14 @@
  * - a doubly linked list in line order gives the front without skipping the holes left by those
  *   who left from the middle;
  * - a min-heap by (lastSeenAt, seq) gives the least recently seen for abandonment sweeps. It
- *   holds one item per entry, keyed by a lower bound of its lastSeenAt, as the retention queue
- *   does (activity-queue.ts): a touch only moves the entry's time forward, and a sweep that pops
- *   an entry seen since puts it back under its true time, so each such push follows at least one
- *   touch (amortized O(log N) per touch, paid by the sweep). Only a clock that steps back makes a
- *   touch push (callers' clocks may; that is also why a heap and not a FIFO queue). The item it
- *   replaces is skipped when it surfaces, as are those of entries gone (each item carries the
- *   entry's stamp), and the heap keeps only its live items once it holds more than twice the
- *   line, so it stays O(N) too.
+ *   keeps one live item per entry, keyed by a lower bound of its lastSeenAt, as the retention
+ *   queue does (activity-queue.ts): a touch only moves the entry's time forward, and a sweep
+ *   that pops an entry seen since puts it back under its true time, so each such push follows at
+ *   least one touch (amortized O(log N) per touch, paid by the sweep). Only a clock that steps
+ *   back makes a touch push (callers' clocks may; that is also why a heap and not a FIFO queue).
+ *   The item it replaces is skipped when it surfaces, as are those of entries gone (each item
+ *   carries the entry's stamp), and the heap keeps only its live items once it holds more than
+ *   twice the line, so it stays O(N) too.
  *
  * Why: a poll (`touch`) at 100,000 waiting is bound by cache misses and the garbage collector,
  * not by instructions (bench/line.ts). A heap item per touch was an object that outlived the poll
