@@ -49,8 +49,11 @@ test('line index: ranks, front and sweep order match a plain model through compa
         .slice(0, limit);
       const stale = index.stale(bound, limit);
       assert.deepEqual(stale, expected);
-      for (const e of stale) index.remove(e.token);
-      model = model.filter((m) => !expected.includes(m));
+      // The caller may also leave them in line (the sqlite store when its transaction fails).
+      if (random() < 0.8) {
+        for (const e of stale) index.remove(e.token);
+        model = model.filter((m) => !expected.includes(m));
+      }
     }
     if (step % 97 === 0 && model.length > 0) {
       const e = pick()!;
