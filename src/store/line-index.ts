@@ -9,37 +9,55 @@
  *   is amortized O(1) per join and memory stays O(N) however many have passed through;
  * - a doubly linked list in line order gives the front without skipping the holes left by those
  *   who left from the middle;
- * - a min-heap of (lastSeenAt, entry) pushed on every join and touch gives the least recently seen
- *   for abandonment sweeps. Outdated items are skipped when they surface (each item carries the
- *   entry's touch stamp) and the heap is rebuilt once it holds more than twice the line, so it
- *   stays O(N) too. A heap rather than a FIFO queue because callers' clocks may step back.
+ * - a min-heap by (lastSeenAt, seq) gives the least recently seen for abandonment sweeps. It
+ *   keeps one live item per entry, keyed by a lower bound of its lastSeenAt, as the retention
+ *   queue does (activity-queue.ts): a touch only moves the entry's time forward, and a sweep
+ *   that pops an entry seen since puts it back under its true time, so each such push follows at
+ *   least one touch (amortized O(log N) per touch, paid by the sweep). Only a clock that steps
+ *   back makes a touch push (callers' clocks may; that is also why a heap and not a FIFO queue).
+ *   The item it replaces is skipped when it surfaces, as are those of entries gone (each item
+ *   carries the entry's stamp), and the heap keeps only its live items once it holds more than
+ *   twice the line, so it stays O(N) too.
+ *
+ * Why: a poll (`touch`) at 100,000 waiting is bound by cache misses and the garbage collector,
+ * not by instructions (bench/line.ts). A heap item per touch was an object that outlived the poll
+ * (promoted to the old generation by the scavenges), and as numbers in arrays still meant a
+ * compaction that reads every item's node; now a touch allocates only the copy it returns and
+ * reaches one object, the entry's node, which holds the entry's fields.
  *
  * Pure data structure, no I/O. Entries handed out are copies.
  */
 import type { LineEntry, PlaceInLine } from './types.js';
 
+/** A waiter: its entry's fields, and its place in the index. */
 interface Node {
-  entry: LineEntry;
-  /** 0-based Fenwick slot (renumbered by compaction). */
+  token: string;
+  seq: number;
+  joinedAt: number;
+  lastSeenAt: number;
+  firstEstimateSeconds: number;
+  heldSince: number | undefined;
+  /** 0-based slot (renumbered by compaction). */
   slot: number;
   prev: Node | undefined;
   next: Node | undefined;
-  /** Bumped on every touch: only the heap item with the current stamp is live. */
+  /** Bumped when the entry is pushed anew: only the heap item with the current stamp is live. */
   stamp: number;
   live: boolean;
 }
 
-interface SeenItem {
-  at: number;
-  seq: number;
-  stamp: number;
-  node: Node;
-}
-
 const MIN_SLOTS = 1024;
 
-function copy(e: LineEntry): LineEntry {
-  return { ...e };
+function entryOf(n: Node): LineEntry {
+  const e: LineEntry = {
+    token: n.token,
+    seq: n.seq,
+    joinedAt: n.joinedAt,
+    lastSeenAt: n.lastSeenAt,
+    firstEstimateSeconds: n.firstEstimateSeconds,
+  };
+  if (n.heldSince !== undefined) e.heldSince = n.heldSince;
+  return e;
 }
 
 export class LineIndex {
@@ -49,7 +67,7 @@ export class LineIndex {
   /** Fenwick tree, 1-based: tree[i] covers slots (i - lowbit(i), i]. */
   private tree = new Int32Array(MIN_SLOTS + 1);
   private nextSlot = 0;
-  private seen: SeenItem[] = [];
+  private readonly seen = new SeenHeap();
 
   get size(): number {
     return this.byToken.size;
@@ -60,12 +78,12 @@ export class LineIndex {
   }
 
   seqOf(token: string): number | undefined {
-    return this.byToken.get(token)?.entry.seq;
+    return this.byToken.get(token)?.seq;
   }
 
   get(token: string): LineEntry | undefined {
     const node = this.byToken.get(token);
-    return node ? copy(node.entry) : undefined;
+    return node ? entryOf(node) : undefined;
   }
 
   /** 1-based rank, or undefined when not in line. */
@@ -77,10 +95,15 @@ export class LineIndex {
   /** Appends an entry; its `seq` must exceed every seq added before (the stores assign them so). */
   add(entry: LineEntry): number {
     if (this.byToken.has(entry.token)) throw new Error(`line token ${entry.token} already in line`);
-    if (this.tail && entry.seq <= this.tail.entry.seq) throw new Error('line seq must grow');
+    if (this.tail && entry.seq <= this.tail.seq) throw new Error('line seq must grow');
     if (this.nextSlot >= this.tree.length - 1) this.compact(this.byToken.size + 1);
     const node: Node = {
-      entry: copy(entry),
+      token: entry.token,
+      seq: entry.seq,
+      joinedAt: entry.joinedAt,
+      lastSeenAt: entry.lastSeenAt,
+      firstEstimateSeconds: entry.firstEstimateSeconds,
+      heldSince: entry.heldSince,
       slot: this.nextSlot++,
       prev: this.tail,
       next: undefined,
@@ -99,24 +122,27 @@ export class LineIndex {
   /** The entry and its 1-based rank, in one lookup (a poll at 100,000 waiting is cache-bound). */
   find(token: string): PlaceInLine | undefined {
     const node = this.byToken.get(token);
-    return node ? { entry: copy(node.entry), position: this.prefix(node.slot + 1) } : undefined;
+    return node ? { entry: entryOf(node), position: this.prefix(node.slot + 1) } : undefined;
   }
 
   /** As `find`, after setting `lastSeenAt`. */
   touch(token: string, now: number): PlaceInLine | undefined {
     const node = this.byToken.get(token);
     if (!node) return undefined;
-    node.entry.lastSeenAt = now;
-    node.stamp++;
-    this.pushSeen(node);
-    return { entry: copy(node.entry), position: this.prefix(node.slot + 1) };
+    const back = now < node.lastSeenAt;
+    node.lastSeenAt = now;
+    // Moving forward keeps the heap's key a lower bound; a step back needs an item of its own.
+    if (back) {
+      node.stamp++;
+      this.pushSeen(node);
+    }
+    return { entry: entryOf(node), position: this.prefix(node.slot + 1) };
   }
 
   setHeld(token: string, heldSince: number | undefined): boolean {
     const node = this.byToken.get(token);
     if (!node) return false;
-    if (heldSince === undefined) delete node.entry.heldSince;
-    else node.entry.heldSince = heldSince;
+    node.heldSince = heldSince;
     return true;
   }
 
@@ -133,32 +159,34 @@ export class LineIndex {
     // Outdated heap items may still point here: let them keep this node alive, not its neighbours.
     node.prev = undefined;
     node.next = undefined;
-    return copy(node.entry);
+    return entryOf(node);
   }
 
   /** The first `limit` entries, earliest first. */
   front(limit: number): LineEntry[] {
     const out: LineEntry[] = [];
-    for (let n = this.head; n && out.length < limit; n = n.next) out.push(copy(n.entry));
+    for (let n = this.head; n && out.length < limit; n = n.next) out.push(entryOf(n));
     return out;
   }
 
   /**
    * Up to `limit` entries last seen before `seenBefore`, least recently seen first (ties by
    * seq), without removing them: the caller removes what it swept (the sqlite store first
-   * deletes them in its transaction). O(k log N) plus the outdated items it discards.
+   * deletes them in its transaction). O(k log N), plus the items it discards (outdated) or puts
+   * back under a later time (seen since), which the leaves and touches before it pay for.
    */
   stale(seenBefore: number, limit: number): LineEntry[] {
-    const found: SeenItem[] = [];
-    while (found.length < limit && this.seen.length > 0) {
-      const top = this.seen[0]!;
-      if (top.at >= seenBefore) break;
-      this.popSeen();
-      if (top.node.live && top.stamp === top.node.stamp) found.push(top);
+    const found: Node[] = [];
+    const heap = this.seen;
+    while (found.length < limit && heap.size > 0 && heap.topAt() < seenBefore) {
+      const { node, at, stamp } = heap.pop();
+      if (!node.live || stamp !== node.stamp) continue;
+      if (node.lastSeenAt > at) heap.push(node);
+      else found.push(node);
     }
     // Still in line until the caller removes them; their items go back meanwhile.
-    for (const item of found) this.pushItem(item);
-    return found.map((i) => copy(i.node.entry));
+    for (const node of found) heap.push(node);
+    return found.map(entryOf);
   }
 
   // ── Fenwick tree ──────────────────────────────────────────────────────────────────────────
@@ -191,60 +219,122 @@ export class LineIndex {
     this.nextSlot = slot;
   }
 
-  // ── Heap by lastSeenAt ────────────────────────────────────────────────────────────────────
+  // ── Seen order ────────────────────────────────────────────────────────────────────────────
 
   private pushSeen(node: Node): void {
     // Outdated items (touched since, or gone) are only dropped when they surface; past twice the
-    // line the heap is rebuilt from the live entries, which N pushes at least pay for.
-    // The node is linked already, so a rebuild includes it.
-    if (this.seen.length >= 2 * this.byToken.size + MIN_SLOTS) {
-      this.rebuildSeen();
-      return;
+    // line the heap keeps only its live items, which the N pushes since the last time pay for.
+    if (this.seen.size >= 2 * this.byToken.size + MIN_SLOTS) {
+      this.seen.retain((n, stamp) => n.live && stamp === n.stamp);
     }
-    this.pushItem({ at: node.entry.lastSeenAt, seq: node.entry.seq, stamp: node.stamp, node });
+    this.seen.push(node);
+  }
+}
+
+/**
+ * Nodes by (lastSeenAt, seq) as they were when pushed, with the node's stamp then: a binary
+ * min-heap in parallel arrays (numbers stay unboxed in them, so a push allocates nothing that
+ * lives on).
+ */
+class SeenHeap {
+  private at: number[] = [];
+  private seq: number[] = [];
+  private stamp: number[] = [];
+  private nodes: Node[] = [];
+
+  get size(): number {
+    return this.nodes.length;
   }
 
-  private rebuildSeen(): void {
-    this.seen = [];
-    for (let n = this.head; n; n = n.next) {
-      this.pushItem({ at: n.entry.lastSeenAt, seq: n.entry.seq, stamp: n.stamp, node: n });
+  topAt(): number {
+    return this.at[0]!;
+  }
+
+  push(node: Node): void {
+    this.at.push(node.lastSeenAt);
+    this.seq.push(node.seq);
+    this.stamp.push(node.stamp);
+    this.nodes.push(node);
+    this.siftUp(this.nodes.length - 1);
+  }
+
+  /** Removes the least item; the heap must not be empty. */
+  pop(): { node: Node; at: number; stamp: number } {
+    const top = { node: this.nodes[0]!, at: this.at[0]!, stamp: this.stamp[0]! };
+    const last = this.nodes.length - 1;
+    this.move(last, 0);
+    this.dropLast();
+    if (last > 0) this.siftDown(0);
+    return top;
+  }
+
+  /** Keeps only the items `keep` accepts, in O(size). */
+  retain(keep: (node: Node, stamp: number) => boolean): void {
+    let kept = 0;
+    for (let i = 0; i < this.nodes.length; i++) {
+      if (keep(this.nodes[i]!, this.stamp[i]!)) this.move(i, kept++);
     }
+    this.truncate(kept);
+    // Floyd's construction: sift down every inner item, last first.
+    for (let i = (kept >> 1) - 1; i >= 0; i--) this.siftDown(i);
   }
 
-  private before(a: SeenItem, b: SeenItem): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  private before(a: number, b: number): boolean {
+    return this.at[a]! < this.at[b]! || (this.at[a] === this.at[b] && this.seq[a]! < this.seq[b]!);
   }
 
-  private pushItem(item: SeenItem): void {
-    const h = this.seen;
-    h.push(item);
-    let i = h.length - 1;
-    while (i > 0) {
+  private move(from: number, to: number): void {
+    this.at[to] = this.at[from]!;
+    this.seq[to] = this.seq[from]!;
+    this.stamp[to] = this.stamp[from]!;
+    this.nodes[to] = this.nodes[from]!;
+  }
+
+  private swap(a: number, b: number): void {
+    const at = this.at[a]!;
+    const seq = this.seq[a]!;
+    const stamp = this.stamp[a]!;
+    const node = this.nodes[a]!;
+    this.move(b, a);
+    this.at[b] = at;
+    this.seq[b] = seq;
+    this.stamp[b] = stamp;
+    this.nodes[b] = node;
+  }
+
+  private dropLast(): void {
+    this.at.pop();
+    this.seq.pop();
+    this.stamp.pop();
+    this.nodes.pop();
+  }
+
+  private truncate(length: number): void {
+    this.at.length = length;
+    this.seq.length = length;
+    this.stamp.length = length;
+    this.nodes.length = length;
+  }
+
+  private siftUp(start: number): void {
+    for (let i = start; i > 0; ) {
       const parent = (i - 1) >> 1;
-      if (!this.before(h[i]!, h[parent]!)) break;
-      const t = h[i]!;
-      h[i] = h[parent]!;
-      h[parent] = t;
+      if (!this.before(i, parent)) break;
+      this.swap(i, parent);
       i = parent;
     }
   }
 
-  private popSeen(): void {
-    const h = this.seen;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
+  private siftDown(start: number): void {
+    const n = this.nodes.length;
+    for (let i = start; ; ) {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      if (l < h.length && this.before(h[l]!, h[m]!)) m = l;
-      if (r < h.length && this.before(h[r]!, h[m]!)) m = r;
-      if (m === i) break;
-      const t = h[i]!;
-      h[i] = h[m]!;
-      h[m] = t;
+      if (l < n && this.before(l, m)) m = l;
+      if (r < n && this.before(r, m)) m = r;
+      if (m === i) return;
+      this.swap(i, m);
       i = m;
     }
   }
