@@ -19,8 +19,7 @@ import type { AskOptions, QueuePlace, ReceptionAnswer, Ticket } from './receptio
 /** Timers can run a hair early and clocks differ by a few ms: arriving late is harmless, early is not. */
 export const RETRY_MARGIN_MS = 20;
 const UNREACHABLE_BACKOFF_MS = [500, 1000, 2000, 4000, 8000] as const;
-/** The hold asked for when the reception suggested no wait, and the most ever asked for. */
-export const DEFAULT_HOLD_SECONDS = 25;
+/** The hold asked for (the reception applies at most its `queue.maxRetryAfterSeconds`). */
 export const MAX_HOLD_SECONDS = 30;
 
 export interface BusyView {
@@ -158,16 +157,15 @@ function heldLongEnough(
 }
 
 /**
- * The `N` of `Prefer: wait=N` for the next try: the wait the reception suggested (its
- * `Retry-After`, which it caps at what it will hold) or 25 s, never past the deadline, at most
- * 30 s. Undefined when no whole second is left before the deadline: a plain try then. Pure.
+ * The `N` of `Prefer: wait=N` for the next try: 30 s, never past the deadline; undefined when no
+ * whole second is left before it (a plain try then). Pure.
+ * Not the `Retry-After`: a held request is answered the moment its client is admitted, so a
+ * shorter hold gains nothing and costs a request per hold. Near the front `Retry-After` is held
+ * under `holdSeconds` for clients that poll, and holding only that long made the 10,000 waiters
+ * of a rehearsal send 70,000 held retries in 90 s.
  */
-export function preferWaitSeconds(
-  suggestedSeconds: number | undefined,
-  now: number,
-  deadline: number | undefined,
-): number | undefined {
-  let n = Math.min(Math.floor(suggestedSeconds ?? DEFAULT_HOLD_SECONDS), MAX_HOLD_SECONDS);
+export function preferWaitSeconds(now: number, deadline: number | undefined): number | undefined {
+  let n = MAX_HOLD_SECONDS;
   if (deadline !== undefined) n = Math.min(n, Math.floor((deadline - now) / 1000));
   return n >= 1 ? n : undefined;
 }
@@ -199,7 +197,6 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
   let failures = 0;
   let unreachableSince: number | undefined;
   let lastPosition: number | undefined;
-  let suggestedSeconds: number | undefined;
   /** Whether this reception holds requests open: unknown until a held try was answered. */
   let holds: 'unknown' | 'yes' | 'no' = 'unknown';
   let tries = 0;
@@ -209,7 +206,7 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
     // A held retry follows its answer at once, with no sleep that would notice an abort.
     if (opts.signal?.aborted) throw opts.signal.reason;
     const askedAt = clock.now();
-    const hold = queueToken ? preferWaitSeconds(suggestedSeconds, askedAt, opts.deadline) : undefined;
+    const hold = queueToken ? preferWaitSeconds(askedAt, opts.deadline) : undefined;
     // The first try always runs to its answer, so `--max-wait 0` means "try once".
     const answer = await askBefore(opts, queueToken, tries++ === 0, hold);
     const now = clock.now();
@@ -249,7 +246,6 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
       };
       if (answer.queueToken) queueToken = answer.queueToken;
       lastPosition = answer.position;
-      suggestedSeconds = answer.retryAfterSeconds;
       if (hold !== undefined) holds = answer.waitAppliedSeconds === undefined ? 'no' : 'yes';
       if (hold !== undefined && answer.waitAppliedSeconds !== undefined) heldAnswers++;
     }
@@ -257,7 +253,7 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
       holds === 'unknown' &&
       answer.kind === 'busy' &&
       queueToken !== undefined &&
-      preferWaitSeconds(suggestedSeconds, now, opts.deadline) !== undefined;
+      preferWaitSeconds(now, opts.deadline) !== undefined;
     const step = decide(answer, now, {
       deadline: opts.deadline,
       failures,

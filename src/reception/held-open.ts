@@ -114,8 +114,9 @@ export class HeldOpen {
         let free = this.opts.freeSlots();
         let tries = Math.max(1, free) + SPARE_TRIES;
         const stuck = new Set<string>();
-        // A snapshot: waiters that arrive meanwhile are behind these anyway, or get the next wake.
-        for (const w of [...this.waiters]) {
+        // A snapshot of the front only (a rush holds thousands, and a wake tries a handful):
+        // waiters that arrive meanwhile are behind these anyway, or get the next wake.
+        for (const w of this.waiters.slice(0, Math.max(64, tries * 8))) {
           if (tries <= 0 || free <= 0) break;
           if (w.done || w.trying || (w.group !== undefined && stuck.has(w.group))) continue;
           tries -= 1;

@@ -108,7 +108,7 @@ const MAX_HANDOVER_SHARE = 0.1;
 const RATE_DISPERSION_MIN = 0.25;
 /** However many samples, a rush is not stationary: the cycle is never known better than this. */
 const CYCLE_REL_SD_FLOOR = 0.02;
-const QUANTILE_PRECISION_MS = 4;
+const QUANTILE_PRECISION_MS = 20;
 /** z of the 10th and 90th percentiles. */
 const Z80 = 1.2815515655446004;
 

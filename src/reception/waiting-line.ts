@@ -41,10 +41,10 @@ const SWEEP_BATCHES = 4;
 /** Tokens this reception remembers as in line (per-client place counts); beyond, oldest dropped. */
 const IN_LINE_MAX = 200_000;
 /**
- * A wait model is reused for this long: quotes are whole seconds, and in that time the transfers'
- * ages move a fifth of one and the rates (1 s ticks) hardly at all.
+ * A wait model is reused for up to a second (the rates it reads are 1 s ticks); quotes are whole
+ * seconds, so transfers a second older move the median by about a second over the capacity.
  */
-const MODEL_REUSE_MS = 200;
+const MODEL_REUSE_MS = 1000;
 const MODELS_MAX = 1000;
 
 export interface WaitQuote {

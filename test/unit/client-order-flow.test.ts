@@ -365,7 +365,7 @@ test('held retries: Prefer: wait on every retry with a token; a held busy answer
     },
   });
   assert.equal(r.kind, 'done');
-  assert.deepEqual(reception.prefer, [undefined, 'wait=1', 'wait=1'], 'no hold before a token');
+  assert.deepEqual(reception.prefer, [undefined, 'wait=30', 'wait=30'], 'no hold before a token');
   assert.equal(r.busyAnswers, 2);
   assert.equal(r.heldAnswers, 1);
   assert.deepEqual(r.firstBusy?.estimatedWaitRangeSeconds, [1, 4]);

@@ -256,13 +256,13 @@ test('held retries: the first try asks no hold, every retry with a token asks on
   assert.equal(got.kind, 'admitted');
   assert.deepEqual(
     s.calls.map((c) => c.hold),
-    [undefined, 3, 3, 3],
-    'no hold without a token; then the suggested wait',
+    [undefined, 30, 30, 30],
+    'no hold without a token; then the longest hold, whatever Retry-After suggests',
   );
-  // The first held retry goes at once, to find out; it is held 3 s; the next follow at once.
+  // The first held retry goes at once, to find out; it is held 30 s; the next follow at once.
   assert.equal(s.calls[1]!.at, s.calls[0]!.at);
-  assert.equal(s.calls[2]!.at - s.calls[1]!.at, 3000, 'held for 3 s, then the next held retry at once');
-  assert.equal(s.calls[3]!.at - s.calls[2]!.at, 3000);
+  assert.equal(s.calls[2]!.at - s.calls[1]!.at, 30_000, 'held for 30 s, then the next held retry at once');
+  assert.equal(s.calls[3]!.at - s.calls[2]!.at, 30_000);
   assert.deepEqual(
     seen.map((v) => [v.position, v.heldOpen === true]),
     [
@@ -288,7 +288,7 @@ test('a reception that ignores Prefer: wait is retried at Retry-After, as before
   assert.equal(got.kind, 'admitted');
   assert.deepEqual(
     s.calls.map((c) => c.hold),
-    [undefined, 2, 2],
+    [undefined, 30, 30],
   );
   assert.equal(s.calls[2]!.at - s.calls[1]!.at, 2000 + RETRY_MARGIN_MS);
   if (got.kind === 'admitted') assert.equal(got.heldAnswers, 0);
@@ -317,23 +317,21 @@ test('--max-wait: no hold reaches past the deadline, and none is asked with less
   ]);
   const got = await waitForTicket({ clock, ask: s.ask, deadline: start + 12_500 });
   assert.equal(got.kind, 'gave_up');
-  // 0: no token; then held 5 s (until 5), 5 s (until 10), the 2 whole seconds left (until 12),
-  // then a plain try, whose Retry-After would pass the deadline.
+  // 0: no token; then held for the 12 whole seconds left (until 12), then a plain try, whose
+  // Retry-After would pass the deadline.
   assert.deepEqual(
     s.calls.map((c) => c.hold),
-    [undefined, 5, 5, 2, undefined],
+    [undefined, 12, undefined],
   );
   assert.ok(s.calls.every((c) => c.at <= start + 12_500));
   assert.equal(clock.now(), start + 12_500, 'waits out the deadline, not past it');
 });
 
-test('preferWaitSeconds: the suggestion or 25 s, at most 30 s, never past the deadline', () => {
-  assert.equal(preferWaitSeconds(undefined, 0, undefined), 25);
-  assert.equal(preferWaitSeconds(7, 0, undefined), 7);
-  assert.equal(preferWaitSeconds(120, 0, undefined), 30);
-  assert.equal(preferWaitSeconds(20, 0, 9_900), 9);
-  assert.equal(preferWaitSeconds(20, 0, 999), undefined);
-  assert.equal(preferWaitSeconds(0, 0, undefined), undefined);
+test('preferWaitSeconds: 30 s, never past the deadline', () => {
+  assert.equal(preferWaitSeconds(0, undefined), 30);
+  assert.equal(preferWaitSeconds(0, 60_000), 30);
+  assert.equal(preferWaitSeconds(0, 9_900), 9);
+  assert.equal(preferWaitSeconds(0, 999), undefined);
 });
 
 test('decide: a held busy answer retries at once, unless the deadline has come', () => {

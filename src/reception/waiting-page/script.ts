@@ -39,8 +39,9 @@ export const WAITING_SCRIPT = `(function () {
   };
   var POLL_MS = 3000;
   var TICK_MS = 250;
+  // As rushgate get: the longest hold, since a held request is answered the moment the page is
+  // admitted (the reception applies at most its maxRetryAfterSeconds).
   var MAX_HOLD_S = 30;
-  var DEFAULT_HOLD_S = 25;
 
   function rangeOf(low, high) {
     var lo = Number(low), hi = Number(high);
@@ -191,7 +192,7 @@ export const WAITING_SCRIPT = `(function () {
   }
 
   function holdSeconds() {
-    return Math.max(1, Math.min(Math.floor(state.retryAfter || DEFAULT_HOLD_S), MAX_HOLD_S));
+    return MAX_HOLD_S;
   }
 
   function retry() {
