@@ -3,8 +3,10 @@
  * content server's side of "the order processing is terminated" — `started`, `fulfilled`,
  * `abandoned` — which the reception needs to free slots and mark orders fulfilled within 2 s.
  *
- * Events wait in a bounded outbox and go out in batches: the first event of a quiet spell starts a
- * short timer (`flushDelayMs`, 100 ms) so that events close together share one request. A failed
+ * Events wait in a bounded outbox and go out in batches: a `started` event of a quiet spell starts a
+ * short timer (`flushDelayMs`, 100 ms) so that events close together share one request; an end
+ * (`fulfilled`, `abandoned`) goes at once, since it frees a slot, and events that come while a
+ * batch is in flight share the next one. A failed
  * batch (network error, timeout, 5xx, 408, 429) goes back to the front of the outbox and is
  * retried with exponential backoff and full jitter, capped at `maxBackoffMs` so that delivery
  * resumes within about two seconds of the reception coming back; a batch the reception refuses as
@@ -168,7 +170,14 @@ export function buildEventReporter(options: EventReporterOptions): EventReporter
       dropForRoom();
       seq++;
       outbox.push({ ...event, id: `${serverId}.${bootId}.${seq}` });
-      schedule(flushDelayMs);
+      // An end frees a slot that someone in line is waiting for: it goes now (or as soon as the
+      // batch in flight returns, with whatever gathered meanwhile). 100 ms on every end left a
+      // slot idle for 7 % of its 1.4 s cycle in the 10,000-buyer rehearsal. Starts can wait.
+      if (event.type !== 'started' && timer) {
+        clearTimeout(timer);
+        timer = null;
+      }
+      schedule(event.type === 'started' ? flushDelayMs : 0);
     },
     pending() {
       return outbox.length + (inFlight?.length ?? 0);

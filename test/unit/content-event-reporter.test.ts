@@ -73,6 +73,28 @@ describe('event reporter', () => {
     await r.close();
   });
 
+  test('an end frees a slot, so it goes at once, with the starts waiting before it', async () => {
+    const rec = fakeReception();
+    const r = buildEventReporter({
+      serverId: 'a',
+      receptionUrl: 'x',
+      token: 't',
+      transport: rec.transport,
+      ...fast,
+      // Were ends held like starts, nothing would arrive before the test's bound.
+      flushDelayMs: 60_000,
+    });
+    r.report(ev('started', 's1'));
+    r.report(ev('fulfilled', 'f1'));
+    await until(() => rec.accepted().length === 2);
+    assert.equal(rec.batches.length, 1, 'one request for both');
+    assert.deepEqual(
+      rec.accepted().map((e) => e.jti),
+      ['s1', 'f1'],
+    );
+    await r.close();
+  });
+
   test('retries through an outage without losing or reordering events', async () => {
     const rec = fakeReception();
     let failures = 0;
