@@ -114,21 +114,58 @@ export class HeldOpen {
         let free = this.opts.freeSlots();
         let tries = Math.max(1, free) + SPARE_TRIES;
         const stuck = new Set<string>();
+        /** Groups of which a waiter was admitted in this wake: those behind it may go together. */
+        const proven = new Set<string>();
+        const stillEligible = (w: Waiter) =>
+          !w.done && !w.trying && !(w.group !== undefined && stuck.has(w.group));
         // A snapshot of the front only (a rush holds thousands, and a wake tries a handful):
         // waiters that arrive meanwhile are behind these anyway, or get the next wake.
-        for (const w of this.waiters.slice(0, Math.max(64, tries * 8))) {
-          if (tries <= 0 || free <= 0) break;
-          if (w.done || w.trying || (w.group !== undefined && stuck.has(w.group))) continue;
-          tries -= 1;
-          w.trying = true;
-          const answer = await w.attempt();
-          w.trying = false;
-          if (answer !== undefined && !w.done) {
-            this.remove(w);
-            w.settle(answer);
-          } else if (answer === undefined && w.group !== undefined) {
-            stuck.add(w.group);
+        let queue = this.waiters.slice(0, Math.max(64, tries * 8));
+        // Tries run in rounds, in line order, each round up to twice the last (1, 2, 4 …) and up
+        // to the free slots, with one waiter per item until one of that item was admitted: one
+        // at a time, a wake with forty slots to fill waited for forty round trips (store,
+        // notice) in a row while the slots stood idle; all at once, a wake whose slots are held
+        // for waiters not held open here would make forty tries that all fail.
+        for (let size = 1; tries > 0 && free > 0 && queue.length > 0; size *= 2) {
+          const round: Waiter[] = [];
+          const inRound = new Set<string>();
+          const rest: Waiter[] = [];
+          for (const w of queue) {
+            if (!stillEligible(w)) continue;
+            const g = w.group;
+            const fits =
+              round.length < Math.min(size, free, tries) &&
+              (g === undefined || proven.has(g) || !inRound.has(g));
+            if (!fits) {
+              rest.push(w);
+              continue;
+            }
+            round.push(w);
+            if (g !== undefined) inRound.add(g);
           }
+          queue = rest;
+          if (round.length === 0) break;
+          tries -= round.length;
+          const answers = await Promise.all(
+            round.map(async (w) => {
+              w.trying = true;
+              try {
+                return await w.attempt();
+              } finally {
+                w.trying = false;
+              }
+            }),
+          );
+          round.forEach((w, j) => {
+            const answer = answers[j];
+            if (answer !== undefined && !w.done) {
+              this.remove(w);
+              w.settle(answer);
+              if (w.group !== undefined) proven.add(w.group);
+            } else if (answer === undefined && w.group !== undefined) {
+              stuck.add(w.group);
+            }
+          });
           free = this.opts.freeSlots();
         }
       } while (this.wakeAgain && this.waiters.length > 0 && this.opts.freeSlots() > 0);

@@ -65,6 +65,38 @@ describe('held-open requests', () => {
     await held.close();
   });
 
+  it('fills many free slots in rounds of 1, 2, 4 … tries at once, in line order', async () => {
+    let free = 7;
+    const { held } = registry({ free: () => free });
+    const started: number[] = [];
+    let inFlight = 0;
+    let mostAtOnce = 0;
+    const answers = Array.from({ length: 10 }, (_, i) =>
+      held.hold({
+        seq: i + 1,
+        group: 'a',
+        deadline: 10_000,
+        attempt: async () => {
+          started.push(i + 1);
+          inFlight += 1;
+          mostAtOnce = Math.max(mostAtOnce, inFlight);
+          await flush();
+          inFlight -= 1;
+          free -= 1;
+          return 'ticket';
+        },
+        expire: async () => 'busy',
+      }),
+    );
+    held.wake();
+    const settled = await Promise.all(answers.slice(0, 7));
+    assert.deepEqual(settled, Array(7).fill('ticket'));
+    assert.deepEqual(started, [1, 2, 3, 4, 5, 6, 7], 'the earliest seven, in order, and no more');
+    assert.ok(mostAtOnce > 1, 'tries ran side by side once one was admitted');
+    assert.equal(held.count(), 3);
+    await held.close();
+  });
+
   it('tries the earliest in line first, one try per free slot', async () => {
     let free = 1;
     const { held } = registry({ free: () => free });
