@@ -101,13 +101,14 @@ test('the page holds its retry open, follows a held busy answer at once, and is 
     assert.equal(res?.status(), 503);
     await page.waitForSelector('html.js', { timeout: 10_000 });
 
-    // The first retry goes at once, held for the page's Retry-After (2 s), with the token.
+    // The first retry goes at once, asking for the longest hold (30 s), with the token.
     await waitUntil(async () => held.length >= 1, 10_000, 'the first held request');
-    assert.equal(held[0]!.prefer, 'wait=2');
+    assert.equal(held[0]!.prefer, 'wait=30');
     assert.deepEqual(JSON.parse(held[0]!.body), { item: ITEM, queueToken: 'tok-1' });
     assert.match((await page.textContent('#rg-countdown')) ?? '', /^listening/);
 
-    // Its hold ends: busy, with Preference-Applied, a range, and a Retry-After of 600 s.
+    // Its hold ends at the reception's cap (2 s): busy, with Preference-Applied, a range, and a
+    // Retry-After of 600 s.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const first = held[0]!.res;
     first.writeHead(503, {

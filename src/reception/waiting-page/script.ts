@@ -226,8 +226,11 @@ export const WAITING_SCRIPT = `(function () {
           var r = body.estimatedWaitRangeSeconds;
           state.range = r && r.length === 2 ? rangeOf(r[0], r[1]) : null;
           state.retryAfter = retryAfterOf(res, body);
-          var applied = /(^|,)\\s*wait\\s*=/i.test(res.headers.get('Preference-Applied') || '');
-          var heldLong = Date.now() - sentAt >= (hold * 1000) / 2;
+          // The reception may hold for less than was asked (its cap): half of what it applied.
+          var m = /(^|,)\\s*wait\\s*=\\s*(\\d+)/i.exec(res.headers.get('Preference-Applied') || '');
+          var applied = m !== null;
+          var appliedS = m ? Math.min(Number(m[2]), hold) : hold;
+          var heldLong = Date.now() - sentAt >= (appliedS * 1000) / 2;
           // Held (and not cut short by the reception's cap): listen again at once.
           state.dueAt = applied && heldLong ? Date.now() : Date.now() + state.retryAfter * 1000;
           showQueue();
