@@ -100,6 +100,6 @@ test('the script holds its retries open (Prefer: wait) and follows a held answer
   assert.match(script, /Prefer: 'wait=' \+ hold/);
   assert.match(script, /Preference-Applied/);
   // The served regex keeps its escapes (a template literal would turn \s into s).
-  assert.ok(script.includes('/(^|,)\\s*wait\\s*=/i'), 'Preference-Applied is parsed as wait=N');
+  assert.ok(script.includes('/(^|,)\\s*wait\\s*=\\s*(\\d+)/i'), 'Preference-Applied is parsed as wait=N');
   assert.match(script, /estimatedWaitRangeSeconds/);
 });
