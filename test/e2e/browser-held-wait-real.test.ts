@@ -44,7 +44,7 @@ before(async () => {
     server: () => ({ capacity: 1 }),
     reception: {
       // The front waiter's Retry-After is capped at holdSeconds − 1 and at maxRetryAfterSeconds;
-      // both high, so the page is told (and holds for) the whole estimate.
+      // both high, so the page is told the whole estimate (it asks to be held for 30 s).
       queue: { holdSeconds: 600, maxRetryAfterSeconds: 600, abandonSeconds: 600 },
       // The first ticket must not lapse on its own and free the slot: the test frees it.
       tickets: { claimSeconds: 600 },
