@@ -683,6 +683,24 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
       await store.setHeld('nobody', T0); // no-op, no throw
       assert.equal(await store.findInLine('nobody'), undefined);
 
+      // A due time is kept until a touch gives another; a touch without one leaves it.
+      assert.equal('dueAt' in ((await store.findInLine('qc'))?.entry ?? {}), false);
+      assert.equal((await store.touchLine('qc', T0 + 210, T0 + 5210))?.entry.dueAt, T0 + 5210);
+      assert.equal((await store.lineFront(3))[2]?.dueAt, T0 + 5210);
+      const stillDue = await store.touchLine('qc', T0 + 220);
+      assert.deepEqual(
+        [stillDue?.entry.lastSeenAt, stillDue?.entry.dueAt, (await store.findInLine('qc'))?.entry.dueAt],
+        [T0 + 220, T0 + 5210, T0 + 5210],
+      );
+      assert.equal((await store.touchLine('qc', T0 + 230, T0 + 1230))?.entry.dueAt, T0 + 1230);
+      const dueJoin = await store.joinLine(
+        { token: 'qz', now: T0 + 240, firstEstimateSeconds: 3, dueAt: T0 + 3240 },
+        LONG,
+      );
+      assert.equal(dueJoin.kind === 'joined' ? dueJoin.entry.dueAt : undefined, T0 + 3240);
+      assert.equal((await store.findInLine('qz'))?.entry.dueAt, T0 + 3240);
+      await store.leaveLine('qz');
+
       const left = await store.leaveLine('qa');
       assert.equal(left?.token, 'qa');
       assert.equal(await store.leaveLine('qa'), undefined);
@@ -873,7 +891,7 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
         const q0 = await join(store1, 'q0', T0 + 1, 4);
         await store1.setHeld('q1', T0 + 5);
         await store1.leaveLine('q2');
-        await store1.touchLine('q1', T0 + 9);
+        await store1.touchLine('q1', T0 + 9, T0 + 4009);
         const before = await store1.getOrder(kept.id);
         await store1.close();
 
@@ -897,7 +915,10 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
         const out = await store2.outstanding();
         assert.deepEqual([...(out.get('a') ?? [])], [t1.id]);
         assert.deepEqual([...(out.get('b') ?? [])], [t2.id]);
-        assert.deepEqual(await store2.lineFront(10), [{ ...q1, heldSince: T0 + 5, lastSeenAt: T0 + 9 }, q0]);
+        assert.deepEqual(await store2.lineFront(10), [
+          { ...q1, heldSince: T0 + 5, lastSeenAt: T0 + 9, dueAt: T0 + 4009 },
+          q0,
+        ]);
         assert.equal((await store2.findInLine('q0'))?.position, 2);
         const q3 = await join(store2, 'q3', T0 + 20, 1);
         assert.ok(q3.seq > q2.seq, 'seq keeps increasing across a reopen');

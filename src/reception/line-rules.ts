@@ -7,6 +7,10 @@
  *   that holds the item it waits for; a newcomer gets a slot only if one is left over.
  * - A hold lasts `holdMs`. A waiter whose hold runs out is passed over — the slot goes to the
  *   next — but keeps its place: when it is seen again it is first in line for the next slot.
+ * - A waiter well past the time it was due back (its `Retry-After`, or the end of the request it
+ *   holds open) is not coming back soon: no slot is held for it, or the one held is passed on,
+ *   before `holdMs` runs out. It keeps its place too. Without this a client that joins and never
+ *   returns (a bot, a closed tab) idled a slot for `holdMs` at the front of a rush.
  * - A waiter not seen for `abandonMs` loses its place, so an abandoned place never stalls the line.
  * `waiting-line.ts` applies the decision to the store.
  */
@@ -15,6 +19,8 @@ import type { LineEntry } from '../store/types.js';
 export interface LineRules {
   holdMs: number;
   abandonMs: number;
+  /** How late past its due time a waiter may come back and still be held a slot (see `isOverdue`). */
+  dueGraceMs: number;
 }
 
 export interface LineRequest {
@@ -79,6 +85,17 @@ export function isPassedOver(entry: LineEntry, now: number, rules: LineRules): b
   return entry.heldSince !== undefined && now - entry.heldSince >= rules.holdMs;
 }
 
+/**
+ * Late past its due time by more than the grace, plus a tenth of the interval it was given:
+ * clients' timers, round trips and a loaded client's event loop make them a little late, and a
+ * longer wait drifts more. A waiter whose due time is unknown is never overdue.
+ */
+export function isOverdue(entry: LineEntry, now: number, rules: LineRules): boolean {
+  if (entry.dueAt === undefined) return false;
+  const interval = Math.max(0, entry.dueAt - entry.lastSeenAt);
+  return now > entry.dueAt + rules.dueGraceMs + interval / 10;
+}
+
 export function decideLine(input: LineInput): LineDecision {
   const { now, rules, request } = input;
   const abandoned: string[] = [];
@@ -121,7 +138,7 @@ export function decideLine(input: LineInput): LineDecision {
       admitted = take(request.item) !== undefined;
       continue;
     }
-    if (isPassedOver(e, now, rules)) continue;
+    if (isPassedOver(e, now, rules) || isOverdue(e, now, rules)) continue;
     const server = take(input.itemOf(e.token));
     if (server !== undefined) {
       if (e.heldSince === undefined) holdsToStart.push(e.token);

@@ -268,6 +268,10 @@ export function buildOrderDesk(deps: {
     });
   }
 
+  /** Asks to be held open (`Prefer: wait`); held when it is busy and in line with its token. */
+  const wantsHold = (req: OrderRequest): req is OrderRequest & { preferWaitMs: number } =>
+    req.preferWaitMs !== undefined && req.preferWaitMs > 0;
+
   function probeBusy(token: string, d: LineDecision): OrderOutcome {
     return {
       kind: 'busy',
@@ -278,21 +282,25 @@ export function buildOrderDesk(deps: {
     };
   }
 
+  /** `dueKnown`: the requester's due time was written with its visit (it is to be held open). */
   async function busy(
     item: string,
     decision: LineDecision | undefined,
     inLine: string | undefined,
     now: number,
     clientKey: string,
+    dueKnown = false,
   ): Promise<OrderOutcome> {
     const d = decision ?? outsideLine(line.length() + 1);
     if (!rc.queue.enabled) return { kind: 'busy', queueToken: null, ...line.quote(item, d, now) };
     if (inLine !== undefined) {
+      const quote = line.quote(item, d, now);
+      if (!dueKnown) await line.expectBack(inLine, now, now + quote.retryAfterSeconds * 1000);
       return {
         kind: 'busy',
         queueToken: inLine,
         ...(d.requesterSeq !== undefined ? { lineSeq: d.requesterSeq } : {}),
-        ...line.quote(item, d, now),
+        ...quote,
       };
     }
     if (shares.placesAtLeast(clientKey, rc.limits.placesPerClient, line.holds))
@@ -318,10 +326,16 @@ export function buildOrderDesk(deps: {
   };
 
   /**
-   * `probe`: a held-open request trying again after a wake. Its busy answer is thrown away (it
-   * stays held), so no wait is estimated for it: a wake costs a line decision, not an estimate.
+   * `arrival`: a request as it came in. `probe`: a held-open request trying again after a wake;
+   * its busy answer is thrown away (it stays held), so no wait is estimated for it: a wake costs
+   * a line decision, not an estimate. `last`: a held-open request's try when its wait is over;
+   * its busy answer goes out.
    */
-  async function place(req: OrderRequest, probe = false): Promise<OrderOutcome> {
+  async function place(
+    req: OrderRequest,
+    attempt: 'arrival' | 'probe' | 'last' = 'arrival',
+  ): Promise<OrderOutcome> {
+    const probe = attempt === 'probe';
     const checked = checkItemPath(req.item);
     if (!checked.ok) return { kind: 'error', code: 'invalid_item_path', message: `item: ${checked.reason}` };
     const item = checked.path;
@@ -360,12 +374,19 @@ export function buildOrderDesk(deps: {
       req.queueToken !== undefined && tokens.read(req.queueToken)?.item === item ? req.queueToken : undefined;
     let decision: LineDecision | undefined;
     let inLine: string | undefined;
+    let heldUntil: number | undefined;
     if (rc.queue.enabled) {
-      decision = await line.decide({ token, item }, now, { touch: !probe });
+      // A request that will be held open if busy is due back when its hold ends: written with
+      // the visit. Any other busy answer writes its Retry-After (see `busy`).
+      heldUntil = attempt === 'arrival' && wantsHold(req) ? now + req.preferWaitMs : undefined;
+      decision = await line.decide({ token, item }, now, {
+        touch: !probe,
+        ...(heldUntil !== undefined ? { dueAt: heldUntil } : {}),
+      });
       inLine = decision.requesterInLine ? token : undefined;
       if (!decision.admitted) {
         if (probe && inLine !== undefined) return probeBusy(inLine, decision);
-        return busy(item, decision, inLine, now, clientKey);
+        return busy(item, decision, inLine, now, clientKey, heldUntil !== undefined || probe);
       }
     }
 
@@ -374,7 +395,8 @@ export function buildOrderDesk(deps: {
       tieTolerance: rc.allocation.tieTolerance,
     });
     last = { item, at: now, allocation };
-    if (allocation.ranked.length === 0) return busy(item, decision, inLine, now, clientKey);
+    if (allocation.ranked.length === 0)
+      return busy(item, decision, inLine, now, clientKey, heldUntil !== undefined || probe);
     if (ticketsFull(clientKey)) return clientLimit(`${rc.limits.ticketsPerClient} live tickets`);
 
     if (!order) {
@@ -388,7 +410,8 @@ export function buildOrderDesk(deps: {
       order = created.order;
     }
     const got = await ticketOn(order, allocation.ranked, req.clientAddress);
-    if (got === undefined) return busy(item, decision, inLine, now, clientKey);
+    if (got === undefined)
+      return busy(item, decision, inLine, now, clientKey, heldUntil !== undefined || probe);
     if ('code' in got)
       return { kind: 'error', code: got.code, ...(got.message ? { message: got.message } : {}) };
     shares.ticketGiven(clientKey, got.ticket.id, got.ticket.server);
@@ -420,9 +443,9 @@ export function buildOrderDesk(deps: {
     first: Extract<OrderOutcome, { kind: 'busy' }>,
     waitMs: number,
   ): Promise<OrderOutcome> {
-    const again = async (probe: boolean): Promise<OrderOutcome> => {
+    const again = async (attempt: 'probe' | 'last'): Promise<OrderOutcome> => {
       try {
-        return await place(req, probe);
+        return await place(req, attempt);
       } catch (err) {
         // An outage met while held is an answer (store_unavailable), not a hung request.
         const code = (err as { code?: unknown }).code;
@@ -437,16 +460,22 @@ export function buildOrderDesk(deps: {
       deadline: clock.now() + waitMs,
       signal: req.signal,
       attempt: async () => {
-        const o = await again(true).catch((): OrderOutcome | undefined => undefined);
+        const o = await again('probe').catch((): OrderOutcome | undefined => undefined);
         return o === undefined || o.kind === 'busy' ? undefined : o;
       },
       expire: async () => {
-        const o = await again(false).catch(() => first);
+        const o = await again('last').catch(() => first);
         return o.kind === 'busy' ? { ...o, heldMs: waitMs } : o;
       },
     });
-    // At the cap: answered now, as a client that did not ask to wait.
-    if (pending === undefined) return first;
+    // At the cap: answered now, as a client that did not ask to wait (and due back as one).
+    if (pending === undefined) {
+      if (first.queueToken !== null) {
+        const now = clock.now();
+        await line.expectBack(first.queueToken, now, now + first.retryAfterSeconds * 1000);
+      }
+      return first;
+    }
     return pending;
   }
 
@@ -457,8 +486,7 @@ export function buildOrderDesk(deps: {
         const outcome = await place(req);
         if (
           outcome.kind === 'busy' &&
-          req.preferWaitMs !== undefined &&
-          req.preferWaitMs > 0 &&
+          wantsHold(req) &&
           outcome.queueToken !== null &&
           outcome.queueToken === req.queueToken
         ) {

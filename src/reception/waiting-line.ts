@@ -28,6 +28,8 @@ import {
 
 /** Grace on top of `holdSeconds`: the client's round trip and the rounding of Retry-After. */
 const HOLD_GRACE_MS = 1000;
+/** And on top of a waiter's due time, for the same reasons (line-rules.ts `isOverdue`). */
+const DUE_GRACE_MS = 1000;
 /** With no record at all, assume a slot turns over this often. */
 const COLD_START_SERVICE_MS = 10_000;
 /** Bounds of a cold-start service time read off the servers' throughput. */
@@ -67,8 +69,15 @@ export interface WaitingLine {
   decide(
     request: { token?: string | undefined; item: string },
     now: number,
-    opts?: { touch?: boolean },
+    opts?: { touch?: boolean; dueAt?: number },
   ): Promise<LineDecision>;
+  /**
+   * A waiter's busy answer is going out: it is due back at `dueAt` (its `Retry-After`). Written
+   * with the visit, so a waiter that does not come back is soon passed over (line-rules.ts).
+   * `decide` takes the due time instead when it is known before the decision (a request about to
+   * be held open is due back when its hold ends).
+   */
+  expectBack(token: string, now: number, dueAt: number): Promise<void>;
   /** Joins at the end, unless the line holds `queue.maxLength` places; the new token and its quote. */
   join(item: string, decision: LineDecision, now: number): Promise<JoinOutcome>;
   /** The quote for a client already in line (after `decide`). */
@@ -107,6 +116,7 @@ export function buildWaitingLine(deps: {
   const rules: LineRules = {
     holdMs: q.holdSeconds * 1000 + HOLD_GRACE_MS,
     abandonMs: q.abandonSeconds * 1000,
+    dueGraceMs: DUE_GRACE_MS,
   };
   const items = new Map<string, string | undefined>();
   const samples: CalibrationSample[] = [];
@@ -279,7 +289,7 @@ export function buildWaitingLine(deps: {
         // A place not written for half of `abandonSeconds` is touched anyway, so a request held
         // open (however the settings compare) never loses its place while it is held.
         if (requester === undefined || now - requester.entry.lastSeenAt > rules.abandonMs / 2)
-          requester = await store.touchLine(token, now);
+          requester = await store.touchLine(token, now, opts?.dueAt);
       }
       if (request.token !== undefined) {
         if (requester) remember(request.token);
@@ -291,7 +301,12 @@ export function buildWaitingLine(deps: {
       const token = tokens.mint(item, now);
       const quoted = quote(item, decision, now);
       const joined = await store.joinLine(
-        { token, now, firstEstimateSeconds: quoted.estimatedWaitSeconds },
+        {
+          token,
+          now,
+          firstEstimateSeconds: quoted.estimatedWaitSeconds,
+          dueAt: now + quoted.retryAfterSeconds * 1000,
+        },
         q.maxLength,
       );
       if (joined.kind === 'full') {
@@ -311,6 +326,9 @@ export function buildWaitingLine(deps: {
       return { kind: 'joined', token, quote: { ...quoted, position: joined.position } };
     },
     quote,
+    async expectBack(token, now, dueAt) {
+      await store.touchLine(token, now, dueAt);
+    },
     async admitted(token, now) {
       const entry = await store.leaveLine(token);
       const range = ranges.get(token);

@@ -37,6 +37,7 @@ interface Node {
   lastSeenAt: number;
   firstEstimateSeconds: number;
   heldSince: number | undefined;
+  dueAt: number | undefined;
   /** 0-based slot (renumbered by compaction). */
   slot: number;
   prev: Node | undefined;
@@ -57,6 +58,7 @@ function entryOf(n: Node): LineEntry {
     firstEstimateSeconds: n.firstEstimateSeconds,
   };
   if (n.heldSince !== undefined) e.heldSince = n.heldSince;
+  if (n.dueAt !== undefined) e.dueAt = n.dueAt;
   return e;
 }
 
@@ -104,6 +106,7 @@ export class LineIndex {
       lastSeenAt: entry.lastSeenAt,
       firstEstimateSeconds: entry.firstEstimateSeconds,
       heldSince: entry.heldSince,
+      dueAt: entry.dueAt,
       slot: this.nextSlot++,
       prev: this.tail,
       next: undefined,
@@ -125,12 +128,13 @@ export class LineIndex {
     return node ? { entry: entryOf(node), position: this.prefix(node.slot + 1) } : undefined;
   }
 
-  /** As `find`, after setting `lastSeenAt`. */
-  touch(token: string, now: number): PlaceInLine | undefined {
+  /** As `find`, after setting `lastSeenAt` (and `dueAt`, when given). */
+  touch(token: string, now: number, dueAt?: number): PlaceInLine | undefined {
     const node = this.byToken.get(token);
     if (!node) return undefined;
     const back = now < node.lastSeenAt;
     node.lastSeenAt = now;
+    if (dueAt !== undefined) node.dueAt = dueAt;
     // Moving forward keeps the heap's key a lower bound; a step back needs an item of its own.
     if (back) {
       node.stamp++;

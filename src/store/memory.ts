@@ -226,7 +226,7 @@ export function createMemoryStore(): Store {
       return orders.get(orderId)?.tickets.map(copyTicket) ?? [];
     },
 
-    async joinLine({ token, now, firstEstimateSeconds }, maxLength) {
+    async joinLine({ token, now, firstEstimateSeconds, dueAt }, maxLength) {
       // A token already in line keeps its place: joining twice must not push it back or duplicate it.
       const present = waiting.find(token);
       if (present) return { kind: 'joined', ...present };
@@ -237,13 +237,14 @@ export function createMemoryStore(): Store {
         joinedAt: now,
         lastSeenAt: now,
         firstEstimateSeconds,
+        ...(dueAt !== undefined ? { dueAt } : {}),
       };
       const position = waiting.add(entry);
       return { kind: 'joined', entry: { ...entry }, position };
     },
 
-    async touchLine(token, now) {
-      return waiting.touch(token, now);
+    async touchLine(token, now, dueAt) {
+      return waiting.touch(token, now, dueAt);
     },
 
     async findInLine(token) {

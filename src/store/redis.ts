@@ -377,7 +377,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
       return raw === null ? [] : parseOrder(raw).tickets;
     },
 
-    async joinLine({ token, now, firstEstimateSeconds }, maxLength): Promise<JoinResult> {
+    async joinLine({ token, now, firstEstimateSeconds, dueAt }, maxLength): Promise<JoinResult> {
       const reply = (await runKeyed(
         'join_line',
         [lineKey, seenKey, dataKey, seqKey],
@@ -385,13 +385,14 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
         now,
         firstEstimateSeconds,
         maxLength,
+        dueAt ?? '',
       )) as ['joined', string, number] | ['full', number];
       if (reply[0] === 'full') return { kind: 'full', length: reply[1] };
       return { kind: 'joined', entry: JSON.parse(reply[1]) as LineEntry, position: reply[2] };
     },
 
-    async touchLine(token, now) {
-      return place(await runKeyed('touch_line', [lineKey, seenKey, dataKey], token, now));
+    async touchLine(token, now, dueAt) {
+      return place(await runKeyed('touch_line', [lineKey, seenKey, dataKey], token, now, dueAt ?? ''));
     },
 
     async findInLine(token) {

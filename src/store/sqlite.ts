@@ -64,7 +64,7 @@ const PAGE_CACHE_KIB = 64 * 1024;
 const RECENT_ORDERS_MAX = 4096;
 
 /** Bumped with every schema change; a migration runs from each older version to the next. */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** `probeWrite`'s row: a NUL can be in no client's Idempotency-Key, so it never meets a real one. */
 const PROBE_KEY = '\u0000rushgate:probe';
@@ -148,6 +148,11 @@ UPDATE orders SET active_at = created_at;
 CREATE INDEX orders_activity ON orders (active_at);
 `;
 
+/** The line's due times (v3): when each waiter said it would be back (types.ts `LineEntry.dueAt`). */
+const SCHEMA_V3 = `
+ALTER TABLE line ADD COLUMN due_at INTEGER;
+`;
+
 interface OrderRow {
   id: string;
   item: string;
@@ -180,6 +185,7 @@ interface LineRow {
   last_seen_at: number;
   first_estimate: number;
   held_since: number | null;
+  due_at: number | null;
 }
 
 function ticketOf(r: TicketRow): TicketRecord {
@@ -233,6 +239,7 @@ function lineEntryOf(r: LineRow): LineEntry {
     firstEstimateSeconds: r.first_estimate,
   };
   if (r.held_since !== null) e.heldSince = r.held_since;
+  if (r.due_at !== null) e.dueAt = r.due_at;
   return e;
 }
 
@@ -271,6 +278,7 @@ function openDatabase(file: string): Database.Database {
       if (version < 1) db.exec(SCHEMA_V1);
       db.exec(SCHEMA_GRANTS);
       if (version < 2) db.exec(SCHEMA_V2);
+      if (version < 3) db.exec(SCHEMA_V3);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   } catch (err) {
@@ -347,11 +355,14 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     deleteTicketsOf: db.prepare<[string]>('DELETE FROM tickets WHERE order_id = ?'),
     deleteIdempotency: db.prepare<[string, string]>('DELETE FROM idempotency WHERE key = ? AND order_id = ?'),
     lineAll: db.prepare<[], LineRow>('SELECT * FROM line ORDER BY seq'),
-    lineInsert: db.prepare<[string, number, number, number], LineRow>(
-      `INSERT INTO line (token, joined_at, last_seen_at, first_estimate) VALUES (?, ?, ?, ?) RETURNING *`,
+    lineInsert: db.prepare<[string, number, number, number, number | null], LineRow>(
+      `INSERT INTO line (token, joined_at, last_seen_at, first_estimate, due_at) VALUES (?, ?, ?, ?, ?) RETURNING *`,
     ),
     // By seq, the rowid, which the index knows: one B-tree descent instead of two per poll.
     lineTouch: db.prepare<[number, number]>('UPDATE line SET last_seen_at = ? WHERE seq = ?'),
+    lineTouchDue: db.prepare<[number, number, number]>(
+      'UPDATE line SET last_seen_at = ?, due_at = ? WHERE seq = ?',
+    ),
     lineHeld: db.prepare<[number | null, number]>('UPDATE line SET held_since = ? WHERE seq = ?'),
     lineDelete: db.prepare<[number]>('DELETE FROM line WHERE seq = ?'),
   };
@@ -666,22 +677,23 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
       return q.ticketsOf.all(orderId).map(ticketOf);
     },
 
-    async joinLine({ token, now, firstEstimateSeconds }, maxLength) {
+    async joinLine({ token, now, firstEstimateSeconds, dueAt }, maxLength) {
       const present = waiting.find(token);
       if (present) return { kind: 'joined', ...present };
       if (waiting.size >= maxLength) return { kind: 'full', length: waiting.size };
-      const row = q.lineInsert.get(token, now, now, firstEstimateSeconds);
+      const row = q.lineInsert.get(token, now, now, firstEstimateSeconds, dueAt ?? null);
       if (!row) throw new Error('line insert returned nothing');
       const entry = lineEntryOf(row);
       const position = waiting.add(entry);
       return { kind: 'joined', entry, position };
     },
 
-    async touchLine(token, now) {
+    async touchLine(token, now, dueAt) {
       const seq = waiting.seqOf(token);
       if (seq === undefined) return undefined;
-      q.lineTouch.run(now, seq);
-      return waiting.touch(token, now);
+      if (dueAt === undefined) q.lineTouch.run(now, seq);
+      else q.lineTouchDue.run(now, dueAt, seq);
+      return waiting.touch(token, now, dueAt);
     },
 
     async findInLine(token) {

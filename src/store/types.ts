@@ -114,6 +114,12 @@ export interface LineEntry {
   firstEstimateSeconds: number;
   /** When a slot started being held for this entry, if one is. */
   heldSince?: number;
+  /**
+   * When the client is due back: its last busy answer's `Retry-After` after it was seen, or the
+   * end of the request it holds open. Unknown (absent) until an answer says; a waiter well past
+   * it is not coming back soon, so no slot is held for it (line-rules.ts `isOverdue`).
+   */
+  dueAt?: number;
 }
 
 export type JoinResult =
@@ -202,11 +208,14 @@ export interface Store {
    * assigned by the store (strictly increasing). `position` is the new entry's 1-based rank.
    */
   joinLine(
-    entry: { token: string; now: number; firstEstimateSeconds: number },
+    entry: { token: string; now: number; firstEstimateSeconds: number; dueAt?: number },
     maxLength: number,
   ): Promise<JoinResult>;
-  /** Updates `lastSeenAt`; the entry and its 1-based position, or undefined when not in line. */
-  touchLine(token: string, now: number): Promise<PlaceInLine | undefined>;
+  /**
+   * Updates `lastSeenAt`, and `dueAt` when one is given (otherwise it stays as it was); the entry
+   * and its 1-based position, or undefined when not in line.
+   */
+  touchLine(token: string, now: number, dueAt?: number): Promise<PlaceInLine | undefined>;
   /** As `touchLine`, without counting as seen. */
   findInLine(token: string): Promise<PlaceInLine | undefined>;
   setHeld(token: string, heldSince: number | undefined): Promise<void>;

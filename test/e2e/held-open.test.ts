@@ -111,3 +111,54 @@ describe('held-open retries (Prefer: wait)', { timeout: 120_000 }, () => {
     assert.equal((status as { queue: { length: number } }).queue.length, 3);
   });
 });
+
+describe('a waiter that never comes back (CONTRACT §3 "Busy")', { timeout: 120_000 }, () => {
+  let c: Cluster;
+
+  before(async () => {
+    c = await startCluster({
+      servers: 1,
+      items: { [ITEM]: BYTES },
+      server: () => ({ capacity: 1 }),
+      reception: {
+        rateLimit: null,
+        monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
+        // A hold far longer than this test may run: only the absent waiter's lateness can pass
+        // its slot on, and it is told to come back within 5 s.
+        queue: { holdSeconds: 600, maxRetryAfterSeconds: 5, abandonSeconds: 900 },
+      },
+    });
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('does not idle a slot for holdSeconds: once it is overdue the next waiter gets it, and it keeps its place', async () => {
+    const holder = await postOrder(c.pub, { item: ITEM });
+    assert.equal(holder.status, 201, JSON.stringify(holder.json));
+    const absent = await postOrder(c.pub, { item: ITEM });
+    const honest = await postOrder(c.pub, { item: ITEM });
+    assert.equal(absent.status, 503);
+    assert.equal(honest.status, 503);
+    assert.ok(Number(absent.headers.get('retry-after')) <= 5);
+
+    // The slot frees while the absent waiter, ahead, never comes back; the honest one holds its
+    // retries open (at most 5 s each, so the loop is bounded by the attempts).
+    assert.equal(await download(holder.json.ticket.url), BYTES.length);
+    let got: Awaited<ReturnType<typeof postOrder>> | undefined;
+    for (let i = 0; i < 12 && got?.status !== 201; i++)
+      got = await postOrder(c.pub, { item: ITEM, queueToken: honest.json.queueToken }, { prefer: 'wait=5' });
+    assert.equal(got?.status, 201, `the honest waiter was admitted: ${JSON.stringify(got?.json)}`);
+
+    // The absent waiter kept its place, and is first again when it comes back.
+    const place = await fetch(`${c.pub}/api/queue/${encodeURIComponent(absent.json.queueToken)}`);
+    assert.equal(place.status, 200);
+    assert.equal(((await place.json()) as { position: number }).position, 1);
+    assert.equal(await download(got.json.ticket.url), BYTES.length);
+    let back: Awaited<ReturnType<typeof postOrder>> | undefined;
+    for (let i = 0; i < 12 && back?.status !== 201; i++)
+      back = await postOrder(c.pub, { item: ITEM, queueToken: absent.json.queueToken }, { prefer: 'wait=5' });
+    assert.equal(back?.status, 201, JSON.stringify(back?.json));
+  });
+});

@@ -44,11 +44,45 @@ test('sqlite: creates its folder, records the schema version, and refuses a seco
     await store.close();
     const db = new Database(file, { readonly: true });
     try {
-      assert.equal(db.pragma('user_version', { simple: true }), 2);
+      assert.equal(db.pragma('user_version', { simple: true }), 3);
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal((db.prepare('SELECT count(*) AS n FROM orders').get() as { n: number }).n, 1);
     } finally {
       db.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a version 2 file gains the line due times and keeps its waiters', async () => {
+  const dir = tempDir();
+  try {
+    const file = path.join(dir, 'reception.db');
+    const store = await openStore(`sqlite:${file}`, { logger: silentLogger });
+    await store.joinLine({ token: 'old', now: 10, firstEstimateSeconds: 4 }, 100);
+    await store.close();
+    // What version 2 wrote: the line without its due_at column.
+    const db = new Database(file);
+    db.exec('ALTER TABLE line DROP COLUMN due_at');
+    db.pragma('user_version = 2');
+    db.close();
+
+    const reopened = await openStore(`sqlite:${file}`, { logger: silentLogger });
+    try {
+      assert.equal('dueAt' in ((await reopened.findInLine('old'))?.entry ?? {}), false);
+      assert.equal((await reopened.touchLine('old', 20, 3020))?.entry.dueAt, 3020);
+    } finally {
+      await reopened.close();
+    }
+    const check = new Database(file, { readonly: true });
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), 3);
+      assert.deepEqual(check.prepare('SELECT token, due_at FROM line').all(), [
+        { token: 'old', due_at: 3020 },
+      ]);
+    } finally {
+      check.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import type { LineEntry } from '../../src/store/types.js';
 
 const HOLD = 16_000;
 const ABANDON = 120_000;
+const DUE_GRACE = 1000;
 
 function entry(token: string, seq: number, over: Partial<LineEntry> = {}): LineEntry {
   return { token, seq, joinedAt: 0, lastSeenAt: 1000, firstEstimateSeconds: 5, ...over };
@@ -28,7 +29,7 @@ function input(
     length: line.length,
     ...(index >= 0 ? { requester: { entry: line[index]!, position: index + 1 } } : {}),
     now: 2000,
-    rules: { holdMs: HOLD, abandonMs: ABANDON },
+    rules: { holdMs: HOLD, abandonMs: ABANDON, dueGraceMs: DUE_GRACE },
     request: { item: '/x' },
     freeSlots: free,
     holdersOf: (item) => over.holders?.[item] ?? [...free.keys()],
@@ -95,6 +96,45 @@ describe('waiting line rules', () => {
     assert.equal(back.admitted, true);
     assert.equal(back.position, 1);
     assert.deepEqual(back.holdsToClear.sort(), ['/x:w1', '/x:w2']);
+  });
+
+  it('holds no slot for a waiter well past its due time; it keeps its place and is first when seen', () => {
+    // w1 was seen at 1000 and told to come back at 3000; at 6000 it is late by more than the
+    // grace (1 s plus a tenth of its 2 s interval).
+    const late = entry('/x:w1', 1, { dueAt: 3000 });
+    const line = [late, entry('/x:w2', 2, { dueAt: 7000 })];
+    const d = decideLine(input({ line, now: 6000, free: { a: 1 } }));
+    assert.deepEqual(d.holdsToStart, ['/x:w2'], 'the slot is held for the next waiter instead');
+    const back = decideLine(
+      input({
+        line: [late, entry('/x:w2', 2, { dueAt: 7000, heldSince: 6000 })],
+        now: 6100,
+        free: { a: 1 },
+        request: { token: '/x:w1', item: '/x' },
+      }),
+    );
+    assert.equal(back.admitted, true, 'the late waiter, back, is first for the slot');
+    assert.equal(back.position, 1);
+  });
+
+  it('passes a held slot on once its waiter is overdue, before holdSeconds run out', () => {
+    const line = [entry('/x:w1', 1, { dueAt: 3000, heldSince: 2500 }), entry('/x:w2', 2, { dueAt: 9000 })];
+    const onTime = decideLine(
+      input({ line, now: 4200, free: { a: 1 }, request: { token: '/x:w2', item: '/x' } }),
+    );
+    assert.equal(onTime.admitted, false, 'within its grace the slot stays held for w1');
+    const overdue = decideLine(
+      input({ line, now: 4300, free: { a: 1 }, request: { token: '/x:w2', item: '/x' } }),
+    );
+    assert.equal(overdue.admitted, true, 'w1 is late: w2 takes the slot long before the hold ends');
+    assert.deepEqual(overdue.heldAhead, new Map());
+  });
+
+  it('a waiter holding a request open is due at its end, and is held slots until then', () => {
+    // Seen at 1000 holding a 30 s request: due at 31,000, overdue after 31,000 + 1000 + 3000.
+    const line = [entry('/x:w1', 1, { dueAt: 31_000 }), entry('/x:w2', 2)];
+    assert.deepEqual(decideLine(input({ line, now: 34_900, free: { a: 1 } })).holdsToStart, ['/x:w1']);
+    assert.deepEqual(decideLine(input({ line, now: 35_100, free: { a: 1 } })).holdsToStart, ['/x:w2']);
   });
 
   it('drops a waiter not seen for abandonSeconds, so an abandoned place never stalls the line', () => {

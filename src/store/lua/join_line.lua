@@ -1,5 +1,5 @@
 -- joinLine: KEYS = line, lineseen, linedata, lineseq; ARGV = prefix, token, now, first estimate
--- (seconds), maxLength. Appends an entry with the next seq unless the line holds maxLength
+-- (seconds), maxLength, dueAt or ''. Appends an entry with the next seq unless the line holds maxLength
 -- already (checked and added in one script, so receptions sharing this Redis never overfill it).
 -- Returns { 'joined', entry JSON, position } or { 'full', length }; a token already in line keeps
 -- its place and gets its entry back.
@@ -13,6 +13,7 @@ if length >= max_length then return { 'full', length } end
 local seq = redis.call('INCR', KEYS[4])
 local entry = encode_flat({
   token = token, seq = seq, joinedAt = now, lastSeenAt = now, firstEstimateSeconds = estimate,
+  dueAt = tonumber(ARGV[6]),
 })
 redis.call('HSET', data, token, entry)
 redis.call('ZADD', line, json_number(seq), token)
