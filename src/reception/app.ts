@@ -34,6 +34,7 @@ import { SlotUseMeter } from './slot-use.js';
 import type { StatusView } from './status-view.js';
 import { watchStore } from './store-health.js';
 import { buildTicketIssuer } from './ticket-issuer.js';
+import { buildUnusedTickets } from './unused-tickets.js';
 import { buildWaitingLine, type WaitingLine } from './waiting-line.js';
 
 export interface ReceptionDeps {
@@ -118,6 +119,14 @@ export function buildReception(deps: ReceptionDeps): Reception {
   });
   monitor.onUp((id) => void dispatcher.retryPending(id));
   const lost = buildLostTickets({ store, ledger, now: () => clock.now(), logger });
+  const unused = buildUnusedTickets({
+    store,
+    ledger,
+    logger,
+    claimSeconds: rc.tickets.claimSeconds,
+    claimSecondsWhileWaiting: rc.tickets.claimSecondsWhileWaiting,
+    inUse: (server) => monitor.server(server)?.report?.activeTickets,
+  });
   monitor.onLost(async (id, why) => {
     // A restarted server is told again what it forgot before it is used (issue 8).
     if (why.kind === 'restarted') await dispatcher.resendAfterRestart(id, (n) => liveNotices(store, n));
@@ -293,6 +302,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
         lastLine = now;
         ledger.tick(now);
         if (rc.queue.enabled) {
+          await unused.lapse(now, line.length());
           const started = await line.maintain(now);
           if (started.length > 0) {
             desk.wake();

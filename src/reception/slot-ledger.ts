@@ -32,6 +32,8 @@ export type SlotChange =
 interface Known {
   server: string;
   issuedAt: number;
+  /** When it could first be used (issue, or a later `notBefore`): its claim window starts then. */
+  usableFrom: number;
   startedAt?: number;
 }
 
@@ -110,10 +112,29 @@ export class SlotLedger {
     }
   }
 
-  reserved(ticket: { id: string; server: string; issuedAt: number }): void {
+  reserved(ticket: { id: string; server: string; issuedAt: number; notBefore?: number }): void {
     this.setOf(ticket.server).add(ticket.id);
     this.journal?.push({ op: 'add', server: ticket.server, id: ticket.id });
-    this.known.set(ticket.id, { server: ticket.server, issuedAt: ticket.issuedAt });
+    this.known.set(ticket.id, {
+      server: ticket.server,
+      issuedAt: ticket.issuedAt,
+      usableFrom: Math.max(ticket.issuedAt, ticket.notBefore ?? ticket.issuedAt),
+    });
+  }
+
+  /**
+   * Outstanding tickets whose transfer has not started though they could be used since before
+   * `before`. O(outstanding tickets), which the servers' capacity bounds; asked once a second.
+   */
+  unusedSince(before: number): { id: string; server: string }[] {
+    const out: { id: string; server: string }[] = [];
+    for (const [server, ids] of this.byServer) {
+      for (const id of ids) {
+        const k = this.known.get(id);
+        if (k !== undefined && k.startedAt === undefined && k.usableFrom < before) out.push({ id, server });
+      }
+    }
+    return out;
   }
 
   started(ticketId: string, server: string, at: number): void {
@@ -121,7 +142,7 @@ export class SlotLedger {
     if (k) {
       if (k.startedAt === undefined) k.startedAt = at;
     } else {
-      this.known.set(ticketId, { server, issuedAt: at, startedAt: at });
+      this.known.set(ticketId, { server, issuedAt: at, usableFrom: at, startedAt: at });
     }
     this.setOf(server).add(ticketId);
     this.journal?.push({ op: 'add', server, id: ticketId });
@@ -173,7 +194,7 @@ export class SlotLedger {
     for (const [server, ids] of outstanding) {
       this.byServer.set(server, ids);
       for (const id of ids) {
-        if (!this.known.has(id)) this.known.set(id, { server, issuedAt: now });
+        if (!this.known.has(id)) this.known.set(id, { server, issuedAt: now, usableFrom: now });
       }
     }
     for (const { op, server, id } of journal) {

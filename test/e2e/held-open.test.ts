@@ -162,3 +162,45 @@ describe('a waiter that never comes back (CONTRACT §3 "Busy")', { timeout: 120_
     assert.equal(back?.status, 201, JSON.stringify(back?.json));
   });
 });
+
+describe('an unused ticket while others wait (fair shares)', { timeout: 120_000 }, () => {
+  let c: Cluster;
+
+  before(async () => {
+    c = await startCluster({
+      servers: 1,
+      items: { [ITEM]: BYTES },
+      server: () => ({ capacity: 1 }),
+      reception: {
+        rateLimit: null,
+        monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
+        tickets: { policy: 'expiring', claimSeconds: 600, claimSecondsWhileWaiting: 1 },
+        queue: { holdSeconds: 5, maxRetryAfterSeconds: 5, abandonSeconds: 900 },
+      },
+    });
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('keeps its slot with nobody waiting; frees it after claimSecondsWhileWaiting once someone does', async () => {
+    const hoarder = await postOrder(c.pub, { item: ITEM });
+    assert.equal(hoarder.status, 201, JSON.stringify(hoarder.json));
+    // Longer than claimSecondsWhileWaiting, with nobody in line: the ticket keeps its slot.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await c.status())[0]?.outstanding, 1);
+    const order = async () =>
+      (await (await fetch(`${c.pub}/api/orders/${hoarder.json.orderId}`)).json()) as ApiJson;
+    assert.equal((await order()).status, 'ticketed');
+
+    const waiter = await postOrder(c.pub, { item: ITEM });
+    assert.equal(waiter.status, 503, 'the slot is still taken');
+    let got: Awaited<ReturnType<typeof postOrder>> | undefined;
+    for (let i = 0; i < 12 && got?.status !== 201; i++)
+      got = await postOrder(c.pub, { item: ITEM, queueToken: waiter.json.queueToken }, { prefer: 'wait=5' });
+    assert.equal(got?.status, 201, `the waiter got the unused ticket's slot: ${JSON.stringify(got?.json)}`);
+    assert.equal((await order()).status, 'lapsed');
+    assert.equal(await download(got.json.ticket.url), BYTES.length);
+  });
+});
