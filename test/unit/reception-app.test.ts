@@ -452,7 +452,8 @@ describe('reception app (inject, fake content servers)', () => {
   it('drops a waiter not seen for abandonSeconds', async () => {
     const h = await harness({
       servers: [{ id: 'a', capacity: 1 }],
-      reception: { queue: { abandonSeconds: 10 } },
+      // The first ticket keeps its slot meanwhile (unused, it would be freed after 5 s otherwise).
+      reception: { queue: { abandonSeconds: 10 }, tickets: { claimSecondsWhileWaiting: 30 } },
     });
     await h.reception.monitor.pollAll();
     await h.order({ item: '/x.bin' });
