@@ -19,19 +19,36 @@ async function download(url: string): Promise<number> {
   return (await res.arrayBuffer()).byteLength;
 }
 
+/** One content server with one slot, the reception polling it often; `reception` adds to that. */
+const oneSlotCluster = (reception: Record<string, unknown>) =>
+  startCluster({
+    servers: 1,
+    items: { [ITEM]: BYTES },
+    server: () => ({ capacity: 1 }),
+    reception: {
+      rateLimit: null,
+      monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
+      ...reception,
+    },
+  });
+
+/** Held retries (5 s each, at most 12, so bounded) until one is answered with its ticket. */
+async function heldUntilTicketed(
+  c: Cluster,
+  queueToken: string,
+): Promise<Awaited<ReturnType<typeof postOrder>>> {
+  let got = await postOrder(c.pub, { item: ITEM, queueToken }, { prefer: 'wait=5' });
+  for (let i = 1; i < 12 && got.status !== 201; i++)
+    got = await postOrder(c.pub, { item: ITEM, queueToken }, { prefer: 'wait=5' });
+  return got;
+}
+
 describe('held-open retries (Prefer: wait)', { timeout: 120_000 }, () => {
   let c: Cluster;
 
   before(async () => {
-    c = await startCluster({
-      servers: 1,
-      items: { [ITEM]: BYTES },
-      server: () => ({ capacity: 1 }),
-      reception: {
-        rateLimit: null,
-        monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
-        queue: { holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120, maxLength: 3 },
-      },
+    c = await oneSlotCluster({
+      queue: { holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120, maxLength: 3 },
     });
   });
 
@@ -116,17 +133,10 @@ describe('a waiter that never comes back (CONTRACT §3 "Busy")', { timeout: 120_
   let c: Cluster;
 
   before(async () => {
-    c = await startCluster({
-      servers: 1,
-      items: { [ITEM]: BYTES },
-      server: () => ({ capacity: 1 }),
-      reception: {
-        rateLimit: null,
-        monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
-        // A hold far longer than this test may run: only the absent waiter's lateness can pass
-        // its slot on, and it is told to come back within 5 s.
-        queue: { holdSeconds: 600, maxRetryAfterSeconds: 5, abandonSeconds: 900 },
-      },
+    c = await oneSlotCluster({
+      // A hold far longer than this test may run: only the absent waiter's lateness can pass
+      // its slot on, and it is told to come back within 5 s.
+      queue: { holdSeconds: 600, maxRetryAfterSeconds: 5, abandonSeconds: 900 },
     });
   });
 
@@ -146,20 +156,16 @@ describe('a waiter that never comes back (CONTRACT §3 "Busy")', { timeout: 120_
     // The slot frees while the absent waiter, ahead, never comes back; the honest one holds its
     // retries open (at most 5 s each, so the loop is bounded by the attempts).
     assert.equal(await download(holder.json.ticket.url), BYTES.length);
-    let got: Awaited<ReturnType<typeof postOrder>> | undefined;
-    for (let i = 0; i < 12 && got?.status !== 201; i++)
-      got = await postOrder(c.pub, { item: ITEM, queueToken: honest.json.queueToken }, { prefer: 'wait=5' });
-    assert.equal(got?.status, 201, `the honest waiter was admitted: ${JSON.stringify(got?.json)}`);
+    const got = await heldUntilTicketed(c, honest.json.queueToken);
+    assert.equal(got.status, 201, `the honest waiter was admitted: ${JSON.stringify(got.json)}`);
 
     // The absent waiter kept its place, and is first again when it comes back.
     const place = await fetch(`${c.pub}/api/queue/${encodeURIComponent(absent.json.queueToken)}`);
     assert.equal(place.status, 200);
     assert.equal(((await place.json()) as { position: number }).position, 1);
     assert.equal(await download(got.json.ticket.url), BYTES.length);
-    let back: Awaited<ReturnType<typeof postOrder>> | undefined;
-    for (let i = 0; i < 12 && back?.status !== 201; i++)
-      back = await postOrder(c.pub, { item: ITEM, queueToken: absent.json.queueToken }, { prefer: 'wait=5' });
-    assert.equal(back?.status, 201, JSON.stringify(back?.json));
+    const back = await heldUntilTicketed(c, absent.json.queueToken);
+    assert.equal(back.status, 201, JSON.stringify(back.json));
   });
 });
 
@@ -167,16 +173,9 @@ describe('an unused ticket while others wait (fair shares)', { timeout: 120_000 
   let c: Cluster;
 
   before(async () => {
-    c = await startCluster({
-      servers: 1,
-      items: { [ITEM]: BYTES },
-      server: () => ({ capacity: 1 }),
-      reception: {
-        rateLimit: null,
-        monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
-        tickets: { policy: 'expiring', claimSeconds: 600, claimSecondsWhileWaiting: 1 },
-        queue: { holdSeconds: 5, maxRetryAfterSeconds: 5, abandonSeconds: 900 },
-      },
+    c = await oneSlotCluster({
+      tickets: { policy: 'expiring', claimSeconds: 600, claimSecondsWhileWaiting: 1 },
+      queue: { holdSeconds: 5, maxRetryAfterSeconds: 5, abandonSeconds: 900 },
     });
   });
 
@@ -196,10 +195,8 @@ describe('an unused ticket while others wait (fair shares)', { timeout: 120_000 
 
     const waiter = await postOrder(c.pub, { item: ITEM });
     assert.equal(waiter.status, 503, 'the slot is still taken');
-    let got: Awaited<ReturnType<typeof postOrder>> | undefined;
-    for (let i = 0; i < 12 && got?.status !== 201; i++)
-      got = await postOrder(c.pub, { item: ITEM, queueToken: waiter.json.queueToken }, { prefer: 'wait=5' });
-    assert.equal(got?.status, 201, `the waiter got the unused ticket's slot: ${JSON.stringify(got?.json)}`);
+    const got = await heldUntilTicketed(c, waiter.json.queueToken);
+    assert.equal(got.status, 201, `the waiter got the unused ticket's slot: ${JSON.stringify(got.json)}`);
     assert.equal((await order()).status, 'lapsed');
     assert.equal(await download(got.json.ticket.url), BYTES.length);
   });
