@@ -42,7 +42,7 @@ const CONNECTIONS_PER_TICKET = 8;
 const SLOWLORIS_SOCKETS = 300;
 const MAX_SECONDS = 90;
 /** Alone/attacked pairs of the issue's attack. */
-const PAIRS = 3;
+const PAIRS = 5;
 /** Longest wait for the line to empty and tickets to end between runs (abandonSeconds + claimSeconds, and some). */
 const QUIET_MS = 45_000;
 
@@ -91,17 +91,48 @@ const agentAt = (localAddress: string) =>
 
 interface Holdings {
   tickets: Set<string>;
+  /** Every ticket URL it was given, to count at the end how many it could still use. */
+  urls: string[];
   places: Set<string>;
   tally: Tally;
   requests: number;
 }
-const holdings = (): Holdings => ({ tickets: new Set(), places: new Set(), tally: {}, requests: 0 });
+const holdings = (): Holdings => ({
+  tickets: new Set(),
+  urls: [],
+  places: new Set(),
+  tally: {},
+  requests: 0,
+});
+
+/**
+ * How many of these ticket URLs would still be served: a one-byte range of each, at once. A
+ * ticket freed while others waited is revoked (`410`), so this is what the client holds, against
+ * `limits.ticketsPerClient`, however many tickets it was given over the run.
+ */
+async function usable(urls: readonly string[]): Promise<number> {
+  const served = await Promise.all(
+    urls.map(async (url) => {
+      try {
+        const res = await request(url, { headers: { range: 'bytes=0-0' } });
+        await res.body.dump();
+        return res.statusCode === 206 || res.statusCode === 200;
+      } catch {
+        return false;
+      }
+    }),
+  );
+  return served.filter(Boolean).length;
+}
 
 function record(h: Holdings, a: Answer): void {
   h.requests += 1;
   bump(h.tally, `${a.status} ${a.code}`);
-  const ticket = a.json?.ticket as { id?: string } | undefined;
-  if (a.status === 201 && ticket?.id) h.tickets.add(ticket.id);
+  const ticket = a.json?.ticket as { id?: string; url?: string } | undefined;
+  if (a.status === 201 && ticket?.id) {
+    h.tickets.add(ticket.id);
+    if (ticket.url) h.urls.push(ticket.url);
+  }
   if (a.status === 503 && typeof a.json?.queueToken === 'string') h.places.add(a.json.queueToken);
 }
 
@@ -127,8 +158,8 @@ async function hostilePrefix(
   base: string,
   item: string,
   stop: () => boolean,
-): Promise<Holdings & { respelled: number; admittedByRespelling: number }> {
-  const h = { ...holdings(), respelled: 0, admittedByRespelling: 0 };
+): Promise<Holdings & { respelled: number; admittedByRespelling: number; usableAtEnd: number }> {
+  const h = { ...holdings(), respelled: 0, admittedByRespelling: 0, usableAtEnd: 0 };
   const agent = agentAt('127.200.0.1');
   const started = performance.now();
   let sent = 0;
@@ -163,6 +194,7 @@ async function hostilePrefix(
     }),
   );
   await agent.close();
+  h.usableAtEnd = await usable(h.urls);
   return h;
 }
 
@@ -389,25 +421,38 @@ export async function runAttackedRushBench(): Promise<void> {
     const statusUrl = `${d.config.reception.internalUrl}/status`;
 
     // The issue's shape: one hostile prefix at 1,000 requests/s with respelled tokens. The p99 of
-    // 50 buyers is nearly their slowest, so one pair of runs says little on a shared machine:
-    // PAIRS pairs, alone then attacked, each pair side by side, and the median of their ratios.
+    // 50 buyers is nearly their slowest, and whether a line forms at all in a run alone is close
+    // to a coin toss at this load, so one pair of runs says little on a shared machine: PAIRS
+    // pairs, each side by side, alone first in even pairs and attacked first in odd ones (so a
+    // drift of the machine does not favour one side), and the median of their ratios.
     const pairs: { alone: RushReport; attacked: RushReport; hostile: HostileHoldings }[] = [];
+    const attackedRun = async () => {
+      let hostileStopped = false;
+      const hostileRun = hostilePrefix(base, '/rush/item.bin', () => hostileStopped);
+      await new Promise((r) => setTimeout(r, 1000));
+      try {
+        return { report: await rush(), hostileRun };
+      } finally {
+        hostileStopped = true;
+      }
+    };
     for (let i = 0; i < PAIRS; i++) {
       // Each run starts from an empty line with no live ticket: the attacker's leftovers (places
       // it never came back to, tickets it never used) must not weigh on the next run alone.
       await quiet(statusUrl);
-      const alone = await rush();
-      await quiet(statusUrl);
-      let hostileStopped = false;
-      const hostileRun = hostilePrefix(base, '/rush/item.bin', () => hostileStopped);
-      await new Promise((r) => setTimeout(r, 1000));
-      let attacked: RushReport;
-      try {
-        attacked = await rush();
-      } finally {
-        hostileStopped = true;
+      let alone: RushReport;
+      let attacked: Awaited<ReturnType<typeof attackedRun>>;
+      if (i % 2 === 0) {
+        alone = await rush();
+        await quiet(statusUrl);
+        attacked = await attackedRun();
+      } else {
+        attacked = await attackedRun();
+        await attacked.hostileRun;
+        await quiet(statusUrl);
+        alone = await rush();
       }
-      pairs.push({ alone, attacked, hostile: await hostileRun });
+      pairs.push({ alone, attacked: attacked.report, hostile: await attacked.hostileRun });
     }
     const p99Ratios = pairs.map((p) =>
       ratioOf(p.alone.admissionSeconds.p99, p.attacked.admissionSeconds.p99),
@@ -434,7 +479,7 @@ export async function runAttackedRushBench(): Promise<void> {
       console.log(
         `  pair ${i + 1}, hostile prefix (127.200.0.1): ${h.requests} requests (${(h.requests / seconds).toFixed(0)}/s), ` +
           `${h.respelled} with respelled tokens (admitted by one: ${h.admittedByRespelling}); ` +
-          `got ${h.tickets.size} tickets and ${h.places.size} places of the ${HOSTILE_ORDERS} it tried to hold ` +
+          `got ${h.tickets.size} tickets (${h.usableAtEnd} still usable at the end) and ${h.places.size} places of the ${HOSTILE_ORDERS} it tried to hold ` +
           `(caps ${LIMITS.ticketsPerClient} live tickets, ${LIMITS.placesPerClient} places); intact honest ${p.attacked.integrity.intact}/${BUYERS}`,
       );
       console.log(`    answers: ${tally(h.tally)}`);

@@ -140,7 +140,7 @@ const tickets = z
     claimSeconds: seconds(1).default(30),
     // While anyone waits in line an unused ticket holds a slot someone is waiting for: it frees
     // its slot after this instead (the lesser of the two counts).
-    claimSecondsWhileWaiting: seconds(1).default(5),
+    claimSecondsWhileWaiting: seconds(1).default(2),
     maxTicketsPerOrder: z.number().int().min(1).default(5),
     clockSkewSeconds: seconds(0).default(30),
   })

@@ -126,6 +126,8 @@ export function buildReception(deps: ReceptionDeps): Reception {
     claimSeconds: rc.tickets.claimSeconds,
     claimSecondsWhileWaiting: rc.tickets.claimSecondsWhileWaiting,
     inUse: (server) => monitor.server(server)?.report?.activeTickets,
+    revoke: (revocations) => dispatcher.revoke(revocations),
+    clockSkewSeconds: rc.tickets.clockSkewSeconds,
   });
   monitor.onLost(async (id, why) => {
     // A restarted server is told again what it forgot before it is used (issue 8).

@@ -198,6 +198,38 @@ describe('an unused ticket while others wait (fair shares)', { timeout: 120_000 
     const got = await heldUntilTicketed(c, waiter.json.queueToken);
     assert.equal(got.status, 201, `the waiter got the unused ticket's slot: ${JSON.stringify(got.json)}`);
     assert.equal((await order()).status, 'lapsed');
+
+    // The freed ticket is revoked, so its late claim cannot take the room given to the waiter
+    // (nor count past the hoarder's cap). A probe that arrives before the revocation is a
+    // one-byte range, served and gone at once.
+    const hoarderUrl = hoarder.json.ticket.url as string;
+    let late = 0;
+    await waitUntil(
+      async () => {
+        const res = await fetch(hoarderUrl, { headers: { range: 'bytes=0-0' } });
+        late = res.status;
+        await res.arrayBuffer();
+        return late === 410;
+      },
+      20_000,
+      'the freed ticket to be refused',
+    );
+    assert.equal(late, 410);
     assert.equal(await download(got.json.ticket.url), BYTES.length);
+
+    // The hoarder is not shut out: like after any lapse, its order gets a fresh ticket.
+    let fresh: Response | undefined;
+    await waitUntil(
+      async () => {
+        fresh = await fetch(`${c.pub}/api/orders/${hoarder.json.orderId}/tickets`, { method: 'POST' });
+        return fresh.status === 201;
+      },
+      20_000,
+      'a fresh ticket for the hoarder',
+      250,
+    );
+    const freshJson = (await fresh!.json()) as ApiJson;
+    assert.notEqual(freshJson.ticket.url, hoarderUrl);
+    assert.equal(await download(freshJson.ticket.url), BYTES.length);
   });
 });

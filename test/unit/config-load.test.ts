@@ -64,7 +64,7 @@ describe('defaults', () => {
           bindClientAddress: true,
           bindPrefix: { ipv4: 32, ipv6: 64 },
           claimSeconds: 30,
-          claimSecondsWhileWaiting: 5,
+          claimSecondsWhileWaiting: 2,
           maxTicketsPerOrder: 5,
           clockSkewSeconds: 30,
         },

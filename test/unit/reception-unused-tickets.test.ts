@@ -1,10 +1,12 @@
 /**
  * `src/reception/unused-tickets.ts` with the real slot ledger and the `memory:` store: while
  * anyone waits, a ticket unused for `claimSecondsWhileWaiting` frees its slot; with nobody
- * waiting, or once used, or while its server reports it in use, it keeps it.
+ * waiting, or once used, or while its server reports it in use, it keeps it. A freed ticket is
+ * revoked on the content servers until it would have expired (plus the clock skew).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Revocation } from '../../src/protocol/internal.js';
 import { SlotLedger } from '../../src/reception/slot-ledger.js';
 import { buildUnusedTickets } from '../../src/reception/unused-tickets.js';
 import { openStore } from '../../src/store/index.js';
@@ -45,6 +47,7 @@ test('while anyone waits, unused tickets free their slots after claimSecondsWhil
   const store = await openStore('memory:', { logger: silentLogger });
   const ledger = new SlotLedger();
   const reported: string[] = [];
+  const revoked: Revocation[] = [];
   const unused = buildUnusedTickets({
     store,
     ledger,
@@ -52,6 +55,8 @@ test('while anyone waits, unused tickets free their slots after claimSecondsWhil
     claimSeconds: 30,
     claimSecondsWhileWaiting: 5,
     inUse: () => reported,
+    revoke: async (r) => revoked.push(...r),
+    clockSkewSeconds: 2,
   });
   try {
     await ticketed(store, ledger, 'idle', T0);
@@ -79,11 +84,20 @@ test('while anyone waits, unused tickets free their slots after claimSecondsWhil
     );
     assert.equal(ledger.outstanding('a'), 3);
     assert.deepEqual(
+      revoked,
+      [{ kind: 'ticket', ticketId: 'idle', until: Math.ceil((T0 + 600_000) / 1000) + 2 }],
+      'a late claim of a freed ticket is refused, so it can neither take room given to the next waiter nor count past the cap',
+    );
+    assert.deepEqual(
       (await unused.lapse(T0 + 9001, 3)).map((t) => t.id),
       ['later'],
       'the window starts when the ticket can first be used',
     );
     assert.equal((await store.getOrder('o-idle'))?.status, 'lapsed');
+    assert.deepEqual(
+      revoked.map((r) => (r.kind === 'ticket' ? r.ticketId : r.orderId)),
+      ['idle', 'later'],
+    );
   } finally {
     await store.close();
   }
@@ -99,6 +113,8 @@ test('claimSecondsWhileWaiting at or above claimSeconds changes nothing', async 
     claimSeconds: 10,
     claimSecondsWhileWaiting: 10,
     inUse: () => undefined,
+    revoke: async () => assert.fail('nothing is freed, so nothing is revoked'),
+    clockSkewSeconds: 2,
   });
   try {
     await ticketed(store, ledger, 'idle', T0);
