@@ -47,7 +47,7 @@ before(async () => {
       // both high, so the page is told the whole estimate (it asks to be held for 30 s).
       queue: { holdSeconds: 600, maxRetryAfterSeconds: 600, abandonSeconds: 600 },
       // The first ticket must not lapse on its own and free the slot: the test frees it.
-      tickets: { claimSeconds: 600 },
+      tickets: { claimSeconds: 600, claimSecondsWhileWaiting: 600 },
     },
     items: { [ITEM]: { content: BODY } },
   });

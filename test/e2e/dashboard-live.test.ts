@@ -46,6 +46,8 @@ describe('live dashboard', { timeout: 90_000 }, () => {
         rateLimit: null,
         // Many orders from one address: this test is not about fair shares.
         limits: { ticketsPerClient: 100_000, placesPerClient: 100_000 },
+        // Unused tickets stand for slots in use: they keep them while a client waits, too.
+        tickets: { claimSecondsWhileWaiting: 30 },
       },
       server: (i) => ({ capacity: CAPACITIES[i] }),
     });

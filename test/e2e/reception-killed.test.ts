@@ -35,7 +35,7 @@ describe('the reception killed under load', { timeout: 240_000 }, () => {
         limits: { ticketsPerClient: 100_000, placesPerClient: 100_000 },
         // Long claims: no ticket lapses during the test, so every 201 still holds its slot after
         // the restart and the capacity check below is exact.
-        tickets: { claimSeconds: 600 },
+        tickets: { claimSeconds: 600, claimSecondsWhileWaiting: 600 },
         monitor: { intervalMs: 100, timeoutMs: 3000, failuresBeforeDown: 3 },
       },
     });

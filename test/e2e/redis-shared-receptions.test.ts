@@ -187,7 +187,7 @@ describe('several receptions sharing one Redis', { timeout: 120_000 }, () => {
         limits: { ticketsPerClient: 100_000, placesPerClient: 100_000 },
         monitor: { intervalMs: 100, timeoutMs: 3000, failuresBeforeDown: 3 },
         // Generous, so that no ticket lapses and no hold runs out between the test's steps.
-        tickets: { claimSeconds: 120 },
+        tickets: { claimSeconds: 120, claimSecondsWhileWaiting: 120 },
         queue: { holdSeconds: 60, maxRetryAfterSeconds: 30, abandonSeconds: 300 },
         // CONTRACT §7: no item here needs a grant, but one sent is checked and its purchase recorded.
         grants: { required: ['/paid/**'], issuers: [{ iss: GRANT_ISS, secret: GRANT_SECRET }] },

@@ -77,7 +77,7 @@ describe('Redis stopping during a rush', { timeout: 180_000 }, () => {
         store: `redis://localhost/0?path=${encodeURIComponent(socket)}&prefix=${encodeURIComponent(prefix)}`,
         rateLimit: null,
         limits: { ticketsPerClient: 100_000, placesPerClient: 100_000 },
-        tickets: { claimSeconds: 600 },
+        tickets: { claimSeconds: 600, claimSecondsWhileWaiting: 600 },
       },
     });
   });

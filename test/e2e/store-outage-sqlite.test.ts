@@ -49,7 +49,7 @@ describe('a SQLite write failing under a running reception', {
       reception: {
         rateLimit: null,
         limits: { ticketsPerClient: 100_000, placesPerClient: 100_000 },
-        tickets: { claimSeconds: 600 },
+        tickets: { claimSeconds: 600, claimSecondsWhileWaiting: 600 },
       },
     });
   });
