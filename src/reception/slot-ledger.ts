@@ -8,7 +8,7 @@
  */
 import type { TicketRecord } from '../store/index.js';
 import type { InFlight } from './wait-estimator.js';
-import { nextRate } from './wait-estimator.js';
+import { nextRateState, type RateState, rateOf } from './wait-estimator.js';
 
 /**
  * What the store just did to slots, as the mirror must follow it. Every path that changes a slot
@@ -31,11 +31,17 @@ export type SlotChange =
 
 interface Known {
   server: string;
+  /** When this reception reserved it, or first saw it (a store refresh, a transfer event). */
   issuedAt: number;
+  /** Reserved by this reception, so `issuedAt` is when its slot was taken. */
+  reservedHere?: true;
   /** When it could first be used (issue, or a later `notBefore`): its claim window starts then. */
   usableFrom: number;
   startedAt?: number;
 }
+
+/** Hold times kept per server: about as many as a content server's record of service times. */
+const HOLD_RECORD = 256;
 
 /** How long a freed ticket is remembered, to tell a stale load report from a real transfer. */
 const FREED_MEMORY_MS = 60_000;
@@ -46,10 +52,12 @@ export class SlotLedger {
   private readonly known = new Map<string, Known>();
   /** ticket id → content-server time its slot was freed. */
   private readonly freed = new Map<string, { at: number; localAt: number }>();
+  /** Per server, a ring of how long this reception's tickets held their slots (issue to free). */
+  private readonly holds = new Map<string, { times: number[]; next: number }>();
   /** Changes made while a store read is in flight, replayed on top of its answer. */
   private journal: { op: 'add' | 'del'; server: string; id: string }[] | undefined;
   private freedSinceTick = 0;
-  private rate: number | undefined;
+  private rate: RateState | undefined;
   private lastTick: number | undefined;
   private readonly freedListeners: ((ticketId: string, server: string, fromPeer: boolean) => void)[] = [];
   private fromPeer = false;
@@ -119,6 +127,7 @@ export class SlotLedger {
       server: ticket.server,
       issuedAt: ticket.issuedAt,
       usableFrom: Math.max(ticket.issuedAt, ticket.notBefore ?? ticket.issuedAt),
+      reservedHere: true,
     });
   }
 
@@ -157,6 +166,8 @@ export class SlotLedger {
     const set = this.byServer.get(server);
     const had = set?.delete(ticketId) ?? false;
     this.journal?.push({ op: 'del', server, id: ticketId });
+    const k = this.known.get(ticketId);
+    if (had && completion && k?.reservedHere) this.recordHold(server, now - k.issuedAt);
     this.known.delete(ticketId);
     this.announceGone(ticketId);
     if (had && completion) this.freedSinceTick += 1;
@@ -211,29 +222,64 @@ export class SlotLedger {
     this.pruneFreed(now, false);
   }
 
-  /** Occupied slots of these servers as the estimator wants them. */
-  inFlight(servers: readonly string[], now: number): InFlight[] {
+  /**
+   * Occupied slots of these servers as the estimator wants them, aged from when each slot was
+   * `taken` (to go with `holdTimes`), or from when its transfer `started` (to go with the content
+   * servers' record of transfer times; undefined while its ticket is not used yet).
+   */
+  inFlight(servers: readonly string[], now: number, since: 'taken' | 'started' = 'taken'): InFlight[] {
     const out: InFlight[] = [];
     for (const server of servers) {
       for (const id of this.byServer.get(server) ?? []) {
         const k = this.known.get(id);
-        out.push({ elapsedMs: k?.startedAt === undefined ? undefined : Math.max(0, now - k.startedAt) });
+        const from = since === 'taken' ? k?.issuedAt : k?.startedAt;
+        out.push({ elapsedMs: from === undefined ? undefined : Math.max(0, now - from) });
       }
     }
     return out;
   }
 
+  /**
+   * How long this reception's tickets held their slots on these servers, ms, from issue until
+   * the slot was free here again — the whole cycle a waiter waits through: the answer reaching
+   * its client, the client's request, the transfer, and the news of its end. The content
+   * servers' record times only the transfer: in a 10,000-buyer rehearsal the transfers took
+   * 0.1 s (the sockets buffered the item whole) while each slot was held 1.5 s, and estimates
+   * built on the transfers were low.
+   */
+  holdTimes(servers: readonly string[]): number[] {
+    const out: number[] = [];
+    for (const server of servers) out.push(...(this.holds.get(server)?.times ?? []));
+    return out;
+  }
+
+  private recordHold(server: string, ms: number): void {
+    let ring = this.holds.get(server);
+    if (!ring) {
+      ring = { times: [], next: 0 };
+      this.holds.set(server, ring);
+    }
+    if (ring.times.length < HOLD_RECORD) ring.times.push(Math.max(0, ms));
+    else ring.times[ring.next] = Math.max(0, ms);
+    ring.next = (ring.next + 1) % HOLD_RECORD;
+  }
+
   /** Folds the slots freed since the last tick into the completions-per-second EWMA. */
   tick(now: number): void {
     if (this.lastTick !== undefined && now > this.lastTick) {
-      this.rate = nextRate(this.rate, this.freedSinceTick, now - this.lastTick);
+      this.rate = nextRateState(this.rate, this.freedSinceTick, now - this.lastTick);
       this.freedSinceTick = 0;
     }
     this.lastTick = now;
   }
 
   completionsPerSecond(): number {
-    return this.rate ?? 0;
+    return rateOf(this.rate).perSecond;
+  }
+
+  /** Over how many seconds `completionsPerSecond` was measured since slots last stood still. */
+  completionRateSeconds(): number {
+    return rateOf(this.rate).seconds;
   }
 
   private announceGone(ticketId: string): void {

@@ -4,9 +4,12 @@
  * arrivals and are served strictly first come first served, admitted the moment a slot frees (as
  * with a held-open `Prefer: wait` request), then a hand-over (the client fetching its ticket's
  * link) and a transfer whose duration comes from `serviceMs`. Each waiter is quoted at its join
- * with what the reception would know then — the age of every transfer in flight (none yet for a
- * ticket not used), the content servers' record of recent service times, the EWMAs of freeings and
- * admissions per second ticked every second — and its quote is paired with its real wait.
+ * with what the reception knows then — the EWMAs of freeings and admissions per second ticked
+ * every second, and one of the two records the reception quotes from (`feed`): its own record of
+ * how long slots were held, from issue to free (hand-over and transfer: `SlotLedger.holdTimes`),
+ * with every slot aged from when it was taken; or, before it has seen enough of those, the
+ * content servers' record of transfer times, with transfers aged from their start (none yet for
+ * a ticket not used) — and its quote is paired with its real wait.
  * Pure and deterministic: same options, same answer.
  */
 import type { CalibrationSample, EstimateInput } from './wait-estimator.js';
@@ -58,7 +61,9 @@ export interface SimulationOptions {
   arrivals: readonly ArrivalPhase[];
   seed: number;
   estimate: (input: EstimateInput) => Quote;
-  /** Service times the record keeps (the content server's ring); default 50 per slot pair. */
+  /** Which record the estimate is fed (see above); default `transfers`. */
+  feed?: 'holds' | 'transfers';
+  /** Times the record keeps; default 50 per slot pair. */
   recordSize?: number;
   /** Waiters are quoted but not counted before the record holds this many times; default 20. */
   warmupSamples?: number;
@@ -73,6 +78,8 @@ export interface SimulatedWait extends CalibrationSample {
 const TICK_MS = 1000;
 
 interface Slot {
+  /** When it was taken (its waiter admitted). */
+  takenAt: number;
   /** When its current transfer started, or undefined during the hand-over. */
   startedAt: number | undefined;
   /** When the hand-over ends (a transfer starts) or the transfer ends (the slot frees). */
@@ -86,6 +93,7 @@ export function simulateLine(options: SimulationOptions): SimulatedWait[] {
   const handover = options.handoverMs ?? ((r: Random) => 20 + 180 * r());
   const recordSize = options.recordSize ?? Math.max(50, 25 * options.slots);
   const warmup = options.warmupSamples ?? 20;
+  const holds = options.feed === 'holds';
 
   const arrivals: number[] = [];
   let clock = 0;
@@ -104,6 +112,7 @@ export function simulateLine(options: SimulationOptions): SimulatedWait[] {
   }
 
   const slots: Slot[] = Array.from({ length: options.slots }, () => ({
+    takenAt: 0,
     startedAt: undefined,
     nextAt: Number.POSITIVE_INFINITY,
     busy: false,
@@ -122,6 +131,7 @@ export function simulateLine(options: SimulationOptions): SimulatedWait[] {
 
   const occupy = (slot: Slot, now: number) => {
     slot.busy = true;
+    slot.takenAt = now;
     slot.startedAt = undefined;
     slot.serviceMs = Math.max(1, options.serviceMs(random));
     slot.nextAt = now + Math.max(0, handover(random));
@@ -148,7 +158,7 @@ export function simulateLine(options: SimulationOptions): SimulatedWait[] {
         slot.nextAt = now + slot.serviceMs;
         continue;
       }
-      record.push(slot.serviceMs);
+      record.push(holds ? now - slot.takenAt : slot.serviceMs);
       if (record.length > recordSize) record.shift();
       freed += 1;
       slot.busy = false;
@@ -184,7 +194,9 @@ export function simulateLine(options: SimulationOptions): SimulatedWait[] {
       capacity: options.slots,
       inFlight: slots
         .filter((s) => s.busy)
-        .map((s) => ({ elapsedMs: s.startedAt === undefined ? undefined : now - s.startedAt })),
+        .map((s) => ({
+          elapsedMs: holds ? now - s.takenAt : s.startedAt === undefined ? undefined : now - s.startedAt,
+        })),
       unknownInFlight: 0,
       serviceTimesMs: [...record],
       completionsPerSecond: completionRate ?? 0,

@@ -20,7 +20,9 @@ import {
   type Calibration,
   type CalibrationSample,
   calibrationOf,
-  nextRate,
+  nextRateState,
+  type RateState,
+  rateOf,
   retryAfterSeconds,
   type WaitModel,
   waitModel,
@@ -47,6 +49,11 @@ const IN_LINE_MAX = 200_000;
  * seconds, so transfers a second older move the median by about a second over the capacity.
  */
 const MODEL_REUSE_MS = 1000;
+/**
+ * This reception's own hold times are used once it has this many: the first to end in a rush
+ * are its shortest, so a handful would be a low guess (the rates, blended in, correct it).
+ */
+const MIN_HOLD_SAMPLES = 8;
 const MODELS_MAX = 1000;
 
 export interface WaitQuote {
@@ -126,7 +133,7 @@ export function buildWaitingLine(deps: {
   let lastEstimate = 0;
   let lastRange: [number, number] | undefined;
   let admittedSinceTick = 0;
-  let admissionRate: number | undefined;
+  let admissionRate: RateState | undefined;
   let lastTick: number | undefined;
 
   const remember = (token: string): void => {
@@ -216,17 +223,23 @@ export function buildWaitingLine(deps: {
     const known = holders.length > 0 ? holders : monitor.upHolders(item);
     let capacity = 0;
     let untracked = 0;
-    const serviceTimesMs: number[] = [];
     for (const id of known) {
       capacity += monitor.capacityOf(id);
-      const s = monitor.server(id);
-      untracked += s?.untracked ?? 0;
-      serviceTimesMs.push(...(s?.report?.serviceTimesMs ?? []));
+      untracked += monitor.server(id)?.untracked ?? 0;
+    }
+    // The seed's recorded service times, as this reception saw its slots held (`holdTimes`);
+    // until it has seen a few, the content servers' record of transfer times, whose hand-overs
+    // the estimator adds by Little's law from the slots whose tickets are not used yet.
+    let serviceTimesMs = ledger.holdTimes(known);
+    let since: 'taken' | 'started' = 'taken';
+    if (serviceTimesMs.length < MIN_HOLD_SAMPLES) {
+      serviceTimesMs = known.flatMap((id) => monitor.server(id)?.report?.serviceTimesMs ?? []);
+      since = 'started';
     }
     // Rebuilt when capacity or the record's size changes, else at most every MODEL_REUSE_MS: the
     // ledger's counts change with every ticket, and a model per ticket was most of the CPU of a
     // 10,000-buyer rush.
-    const inputs = `${capacity} ${untracked} ${serviceTimesMs.length} ${known.join(',')}`;
+    const inputs = `${capacity} ${untracked} ${since} ${serviceTimesMs.length} ${known.join(',')}`;
     let cached = models.get(item);
     if (
       cached === undefined ||
@@ -240,12 +253,15 @@ export function buildWaitingLine(deps: {
         inputs,
         model: waitModel({
           capacity,
-          inFlight: ledger.inFlight(known, now),
+          inFlight: ledger.inFlight(known, now, since),
           unknownInFlight: untracked,
           serviceTimesMs,
           completionsPerSecond: ledger.completionsPerSecond(),
           // The rate at which the line moves: the seed's two methods plus what the line shows.
-          lineRatePerSecond: admissionRate ?? 0,
+          lineRatePerSecond: rateOf(admissionRate).perSecond,
+          // Both rates are trusted as far as both were measured: a rush that just began has
+          // a few seconds of them, not the EWMA's whole memory.
+          rateWindowSeconds: Math.min(ledger.completionRateSeconds(), rateOf(admissionRate).seconds),
           coldStartServiceMs: coldStartMs(item, known),
         }),
       };
@@ -359,7 +375,7 @@ export function buildWaitingLine(deps: {
       await sweep(now);
       const decision = await decideOn({ item: '' }, undefined, now);
       if (lastTick !== undefined && now > lastTick) {
-        admissionRate = nextRate(admissionRate, admittedSinceTick, now - lastTick);
+        admissionRate = nextRateState(admissionRate, admittedSinceTick, now - lastTick);
         admittedSinceTick = 0;
       }
       lastTick = now;
@@ -367,7 +383,7 @@ export function buildWaitingLine(deps: {
     },
     length: () => lineLength,
     holds: (token) => inLine.has(token),
-    admissionRate: () => admissionRate ?? 0,
+    admissionRate: () => rateOf(admissionRate).perSecond,
     calibration: () => calibrationOf(samples),
     lastEstimate: () => lastEstimate,
     lastRange: () => lastRange,

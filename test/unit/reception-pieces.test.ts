@@ -236,12 +236,54 @@ describe('slot ledger', () => {
     ledger.reserved({ id: 't1', server: 'a', issuedAt: 0 });
     ledger.reserved({ id: 't2', server: 'a', issuedAt: 0 });
     ledger.started('t1', 'a', 1000);
-    assert.deepEqual(ledger.inFlight(['a'], 4000), [{ elapsedMs: 3000 }, { elapsedMs: undefined }]);
+    assert.deepEqual(ledger.inFlight(['a'], 4000, 'started'), [
+      { elapsedMs: 3000 },
+      { elapsedMs: undefined },
+    ]);
+    assert.deepEqual(
+      ledger.inFlight(['a'], 4000),
+      [{ elapsedMs: 4000 }, { elapsedMs: 4000 }],
+      'aged from issue',
+    );
     ledger.tick(0);
     ledger.released('t1', 'a', 500);
     ledger.released('t2', 'a', 600, undefined, false);
     ledger.tick(1000);
-    assert.equal(ledger.completionsPerSecond(), 1, 'a failed notice is not a completion');
+    assert.ok(Math.abs(ledger.completionsPerSecond() - 1) < 1e-9, 'a failed notice is not a completion');
+    assert.deepEqual(ledger.holdTimes(['a']), [500], 'how long t1 held its slot; t2 never held one in use');
+  });
+
+  it('keeps the hold times of its own tickets only, a bounded ring per server', () => {
+    const ledger = new SlotLedger();
+    // Seen only in a store refresh (another reception's): its issue time is not known here.
+    ledger.refresh(new Map([['a', new Set(['theirs'])]]), 0);
+    ledger.released('theirs', 'a', 5000);
+    assert.deepEqual(ledger.holdTimes(['a']), []);
+    for (let i = 0; i < 300; i++) {
+      ledger.reserved({ id: `t${i}`, server: 'b', issuedAt: i * 10 });
+      ledger.released(`t${i}`, 'b', i * 10 + i);
+    }
+    const holds = ledger.holdTimes(['b']);
+    assert.equal(holds.length, 256);
+    assert.equal(Math.min(...holds), 300 - 256, 'the oldest were overwritten');
+  });
+
+  it('reads a rate that starts from a standstill at its level, not from zero up', () => {
+    const ledger = new SlotLedger();
+    ledger.tick(0);
+    for (let t = 1; t <= 3; t++) {
+      ledger.tick(t * 1000);
+      assert.equal(ledger.completionsPerSecond(), 0, 'nothing freed yet');
+    }
+    for (let t = 4; t <= 6; t++) {
+      for (let i = 0; i < 10; i++) {
+        ledger.reserved({ id: `${t}-${i}`, server: 'a', issuedAt: 0 });
+        ledger.released(`${t}-${i}`, 'a', t * 1000 - 1);
+      }
+      ledger.tick(t * 1000);
+      assert.ok(Math.abs(ledger.completionsPerSecond() - 10) < 1e-9, `${ledger.completionsPerSecond()}`);
+      assert.equal(ledger.completionRateSeconds(), t - 3);
+    }
   });
 });
 
