@@ -63,6 +63,12 @@ export interface EstimateInput {
   /** How many seconds of freeings the rates average over (an EWMA's memory); default 9 s. */
   rateWindowSeconds?: number;
   coldStartServiceMs: number;
+  /**
+   * How much the cycle has moved lately beyond what its measurement explains (a relative
+   * variance, `cycleDrift`): a rush is not stationary — the line slows as it loads the machines
+   * and speeds up as arrivals end — and that uncertainty is added to the cycle's own.
+   */
+  cycleDriftRelVar?: number;
 }
 
 /** What a model is built from: everything but the position. */
@@ -389,6 +395,26 @@ function rateSaturation(input: ModelInput): number {
  */
 export interface WaitModel {
   estimate(slotsNeeded: number): Estimate;
+  /** The cycle (ms) and the relative variance its measurements leave, before any drift. */
+  readonly cycleMs: number;
+  readonly cycleRelVar: number;
+}
+
+/**
+ * The drift of the cycle: the variance of log(cycle) over a few recent models, less the mean
+ * variance each model's own measurements explain (the noise any two estimates differ by), never
+ * below 0. Fewer than 3 models say nothing.
+ */
+export function cycleDrift(history: readonly { cycleMs: number; relVar: number }[]): number {
+  const valid = history.filter(
+    (h) => h.cycleMs > 0 && Number.isFinite(h.cycleMs) && Number.isFinite(h.relVar),
+  );
+  if (valid.length < 3) return 0;
+  const logs = valid.map((h) => Math.log(h.cycleMs));
+  const mean = logs.reduce((a, b) => a + b, 0) / logs.length;
+  const variance = logs.reduce((a, b) => a + (b - mean) * (b - mean), 0) / (logs.length - 1);
+  const noise = valid.reduce((a, h) => a + h.relVar, 0) / valid.length;
+  return Math.max(0, variance - noise);
 }
 
 /** Positions whose answers one model keeps; beyond this it starts over (a bounded memo). */
@@ -464,6 +490,9 @@ export function waitModel(input: ModelInput): WaitModel {
   }
   const cycleMs = Math.exp(logCycle);
   relVar += CYCLE_REL_SD_FLOOR * CYCLE_REL_SD_FLOOR;
+  const measuredRelVar = relVar;
+  const drift = input.cycleDriftRelVar;
+  if (drift !== undefined && Number.isFinite(drift) && drift > 0) relVar += drift;
 
   const slots: Slot[] = input.inFlight.map(({ elapsedMs }) => slotOf(record, elapsedMs));
   const unknown = Math.max(0, n - input.inFlight.length);
@@ -471,6 +500,8 @@ export function waitModel(input: ModelInput): WaitModel {
   const model: Model = { slots: grouped(slots), n, cycleMs, serviceVar: record.variance };
   const memo = new Map<number, Estimate>();
   return {
+    cycleMs,
+    cycleRelVar: measuredRelVar,
     estimate(needed) {
       const slotsNeeded = Math.max(1, Math.ceil(finite(needed)));
       let e = memo.get(slotsNeeded);
@@ -582,6 +613,48 @@ export function rateOf(state: RateState | undefined): { perSecond: number; secon
   const weight = 1 - (1 - RATE_ALPHA) ** state.ticks;
   return { perSecond: state.ewma / weight, seconds: Math.min(DEFAULT_RATE_WINDOW_S, state.seconds) };
 }
+
+/**
+ * The range the past says to give, as factors of the estimate: the 10th and 90th percentiles of
+ * actual / estimated wait over recent admitted waiters whose first estimate was at least
+ * `minEstimateSeconds` (split-conformal calibration: recent errors, measured, stand for the next
+ * ones). The model's range covers what its measurements do not know; what it cannot know — a
+ * line that slows as a rush loads the machines, then speeds up as arrivals end — shows only in
+ * the waits that came true: in the 10,000-buyer rehearsal the model's 80 % range held 19 % of the
+ * waiters. Undefined with fewer than `minSamples` such waiters.
+ */
+export function errorFactors(
+  samples: readonly CalibrationSample[],
+  minEstimateSeconds = CONFORMAL_MIN_ESTIMATE_S,
+  minSamples = CONFORMAL_MIN_SAMPLES,
+): { low: number; high: number } | undefined {
+  const ratios: number[] = [];
+  for (const s of samples) {
+    if (s.estimateSeconds >= minEstimateSeconds && Number.isFinite(s.actualSeconds) && s.actualSeconds >= 0)
+      ratios.push(s.actualSeconds / s.estimateSeconds);
+  }
+  if (ratios.length < minSamples) return undefined;
+  ratios.sort((a, b) => a - b);
+  const at = (q: number) => ratios[Math.min(ratios.length - 1, Math.floor(q * ratios.length))] ?? 1;
+  return { low: at(0.1), high: at(0.9) };
+}
+
+/** The model's range, widened (never narrowed) to what `errorFactors` says, for estimates long enough. */
+export function widenedRange(
+  e: Pick<Estimate, 'seconds' | 'lowSeconds' | 'highSeconds'>,
+  factors: { low: number; high: number } | undefined,
+  minEstimateSeconds = CONFORMAL_MIN_ESTIMATE_S,
+): [number, number] {
+  if (factors === undefined || e.seconds < minEstimateSeconds) return [e.lowSeconds, e.highSeconds];
+  return [
+    Math.max(0, Math.min(e.lowSeconds, Math.floor(e.seconds * factors.low))),
+    Math.max(e.highSeconds, Math.ceil(e.seconds * factors.high)),
+  ];
+}
+
+/** Shorter estimates are whole seconds that a ratio says little about (1 s quoted, 0.3 s waited). */
+const CONFORMAL_MIN_ESTIMATE_S = 5;
+const CONFORMAL_MIN_SAMPLES = 50;
 
 export interface CalibrationSample {
   estimateSeconds: number;

@@ -20,12 +20,15 @@ import {
   type Calibration,
   type CalibrationSample,
   calibrationOf,
+  cycleDrift,
+  errorFactors,
   nextRateState,
   type RateState,
   rateOf,
   retryAfterSeconds,
   type WaitModel,
   waitModel,
+  widenedRange,
 } from './wait-estimator.js';
 
 /** Grace on top of `holdSeconds`: the client's round trip and the rounding of Retry-After. */
@@ -49,6 +52,9 @@ const IN_LINE_MAX = 200_000;
  * seconds, so transfers a second older move the median by about a second over the capacity.
  */
 const MODEL_REUSE_MS = 1000;
+/** The cycle's drift is measured over this long (models are built about once a second). */
+const DRIFT_WINDOW_MS = 30_000;
+const DRIFT_HISTORY_MAX = 64;
 /**
  * This reception's own hold times are used once it has this many: the first to end in a rush
  * are its shortest, so a handful would be a low guess (the rates, blended in, correct it).
@@ -127,6 +133,8 @@ export function buildWaitingLine(deps: {
   };
   const items = new Map<string, string | undefined>();
   const samples: CalibrationSample[] = [];
+  /** What recent waits say the range should be (`errorFactors`), refreshed every tick. */
+  let factors: { low: number; high: number } | undefined;
   let lineLength = 0;
   /** Tokens known to be in line (joined or seen here, not seen leaving): per-client place counts. */
   const inLine = new Set<string>();
@@ -153,6 +161,8 @@ export function buildWaitingLine(deps: {
   const ranges = new Map<string, [number, number]>();
   /** Per item, the latest wait model and what it was built from. */
   const models = new Map<string, { at: number; inputs: string; model: WaitModel }>();
+  /** Per item, the cycles of its recent models, to measure how the cycle drifts (`cycleDrift`). */
+  const cycles = new Map<string, { at: number; cycleMs: number; relVar: number }[]>();
 
   const itemOf = (token: string): string | undefined => {
     if (items.has(token)) return items.get(token);
@@ -247,7 +257,17 @@ export function buildWaitingLine(deps: {
       now - cached.at > MODEL_REUSE_MS ||
       now < cached.at
     ) {
-      if (models.size >= MODELS_MAX) models.clear();
+      if (models.size >= MODELS_MAX) {
+        models.clear();
+        cycles.clear();
+      }
+      let history = cycles.get(item);
+      if (!history) {
+        history = [];
+        cycles.set(item, history);
+      }
+      while (history.length > 0 && (history[0]?.at ?? now) < now - DRIFT_WINDOW_MS) history.shift();
+      if (history.length > DRIFT_HISTORY_MAX) history.splice(0, history.length - DRIFT_HISTORY_MAX);
       cached = {
         at: now,
         inputs,
@@ -263,8 +283,10 @@ export function buildWaitingLine(deps: {
           // a few seconds of them, not the EWMA's whole memory.
           rateWindowSeconds: Math.min(ledger.completionRateSeconds(), rateOf(admissionRate).seconds),
           coldStartServiceMs: coldStartMs(item, known),
+          cycleDriftRelVar: cycleDrift(history),
         }),
       };
+      history.push({ at: now, cycleMs: cached.model.cycleMs, relVar: cached.model.cycleRelVar });
       models.set(item, cached);
     }
     const estimate = cached.model.estimate(Math.max(1, decision.position - decision.freeForItem));
@@ -280,7 +302,7 @@ export function buildWaitingLine(deps: {
       estimatedWaitSeconds: estimate.seconds,
       retryAfterSeconds: ra,
     };
-    out.estimatedWaitRangeSeconds = [estimate.lowSeconds, estimate.highSeconds];
+    out.estimatedWaitRangeSeconds = widenedRange(estimate, factors);
     return out;
   }
 
@@ -376,6 +398,7 @@ export function buildWaitingLine(deps: {
       const decision = await decideOn({ item: '' }, undefined, now);
       if (lastTick !== undefined && now > lastTick) {
         admissionRate = nextRateState(admissionRate, admittedSinceTick, now - lastTick);
+        if (admittedSinceTick > 0) factors = errorFactors(samples);
         admittedSinceTick = 0;
       }
       lastTick = now;

@@ -2,11 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   calibrationOf,
+  cycleDrift,
   type EstimateInput,
+  errorFactors,
   estimateWait,
   meanServiceMs,
   nextRate,
   retryAfterSeconds,
+  widenedRange,
 } from '../../src/reception/wait-estimator.js';
 import {
   type ArrivalPhase,
@@ -232,6 +235,58 @@ describe('wait estimator', () => {
       medianAbsoluteErrorSeconds: 0,
       medianRelativeError: 0,
     });
+  });
+});
+
+describe('a cycle that drifts', () => {
+  it('counts only the movement beyond what each estimate’s own error explains', () => {
+    const steady = [1000, 1010, 990, 1005, 995].map((cycleMs) => ({ cycleMs, relVar: 0.01 }));
+    assert.equal(cycleDrift(steady), 0, 'noise within the models’ own error is no drift');
+    const rising = [600, 800, 1300, 1250, 1150, 1450].map((cycleMs) => ({ cycleMs, relVar: 0.001 }));
+    const d = cycleDrift(rising);
+    assert.ok(d > 0.05 && d < 0.2, `${d}`);
+    assert.equal(cycleDrift(rising.slice(0, 2)), 0, 'two models say nothing');
+  });
+
+  it('widens the range by the drift, and leaves the median alone', () => {
+    const input: EstimateInput = {
+      ...base,
+      capacity: 50,
+      slotsNeeded: 500,
+      inFlight: Array.from({ length: 50 }, (_, i) => ({ elapsedMs: i * 30 })),
+      serviceTimesMs: recordOf(200, distributions.lognormal(1500, 0.3)),
+      completionsPerSecond: 33,
+      lineRatePerSecond: 33,
+    };
+    const still = estimateWait(input);
+    const drifting = estimateWait({ ...input, cycleDriftRelVar: 0.04 });
+    assert.equal(drifting.seconds, still.seconds);
+    assert.ok(
+      drifting.highSeconds - drifting.lowSeconds > 2 * (still.highSeconds - still.lowSeconds),
+      JSON.stringify({ still, drifting }),
+    );
+  });
+});
+
+describe('ranges widened by the waits that came true', () => {
+  it('reads the 10th and 90th percentiles of actual / estimate over long enough estimates', () => {
+    // 100 waiters quoted 10 s who waited 8–17.9 s (a line that slowed), and short ones that say nothing.
+    const samples = [
+      ...Array.from({ length: 100 }, (_, i) => ({ estimateSeconds: 10, actualSeconds: 8 + i / 10 })),
+      ...Array.from({ length: 500 }, () => ({ estimateSeconds: 1, actualSeconds: 0.1 })),
+    ];
+    const f = errorFactors(samples);
+    assert.ok(f);
+    assert.ok(Math.abs(f.low - 0.9) < 1e-9 && Math.abs(f.high - 1.7) < 1e-9, JSON.stringify(f));
+    assert.equal(errorFactors(samples.slice(0, 49)), undefined, 'too few to say');
+  });
+
+  it('only ever widens, and leaves short estimates alone', () => {
+    const f = { low: 0.9, high: 1.7 };
+    assert.deepEqual(widenedRange({ seconds: 20, lowSeconds: 19, highSeconds: 21 }, f), [18, 34]);
+    assert.deepEqual(widenedRange({ seconds: 20, lowSeconds: 10, highSeconds: 40 }, f), [10, 40]);
+    assert.deepEqual(widenedRange({ seconds: 3, lowSeconds: 2, highSeconds: 4 }, f), [2, 4]);
+    assert.deepEqual(widenedRange({ seconds: 20, lowSeconds: 19, highSeconds: 21 }, undefined), [19, 21]);
   });
 });
 
