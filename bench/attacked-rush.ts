@@ -527,7 +527,9 @@ export async function runAttackedRushBench(): Promise<void> {
     console.log(`    answers: ${tally(flood.tally)}`);
     console.log(
       `  respeller (127.202.0.1): ${respell.requests} orders with ${respell.variants} respellings of its token; ` +
-        `admitted by a respelling ${respell.admittedByVariant}; distinct places ${respell.places.size}; tickets ${respell.tickets.size}`,
+        // A respelling is no token (order-desk.ts reads only the exact string), so an order that
+        // carries one is a newcomer's: ticketed only when a slot is free with nobody ahead of it.
+        `ticketed while carrying a respelling (as a newcomer) ${respell.admittedByVariant}; distinct places over the run ${respell.places.size}; tickets over the run ${respell.tickets.size}`,
     );
     console.log(`    answers: ${tally(respell.tally)}`);
     console.log(
