@@ -478,7 +478,7 @@ export async function runAttackedRushBench(): Promise<void> {
       const seconds = p.attacked.durationSeconds + 1;
       console.log(
         `  pair ${i + 1}, hostile prefix (127.200.0.1): ${h.requests} requests (${(h.requests / seconds).toFixed(0)}/s), ` +
-          `${h.respelled} with respelled tokens (admitted by one: ${h.admittedByRespelling}); ` +
+          `${h.respelled} with respelled tokens (ticketed while carrying one, as a newcomer: ${h.admittedByRespelling}); ` +
           `got ${h.tickets.size} tickets (${h.usableAtEnd} still usable at the end) and ${h.places.size} places of the ${HOSTILE_ORDERS} it tried to hold ` +
           `(caps ${LIMITS.ticketsPerClient} live tickets, ${LIMITS.placesPerClient} places); intact honest ${p.attacked.integrity.intact}/${BUYERS}`,
       );

@@ -253,6 +253,13 @@ export class SlotLedger {
     return out;
   }
 
+  /** How many hold times `holdTimes` would return, without copying them (asked on every quote). */
+  holdCount(servers: readonly string[]): number {
+    let n = 0;
+    for (const server of servers) n += this.holds.get(server)?.times.length ?? 0;
+    return n;
+  }
+
   private recordHold(server: string, ms: number): void {
     let ring = this.holds.get(server);
     if (!ring) {

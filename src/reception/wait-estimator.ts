@@ -580,8 +580,8 @@ export function nextRate(
  * and says over how many seconds the rate was measured, so the estimator weighs it by that.
  */
 export interface RateState {
-  ewma: number | undefined;
-  /** Ticks since the EWMA last stood below MIN_RATE (a standstill). */
+  ewma: number;
+  /** Ticks since the EWMA last stood below MIN_RATE (a standstill); 0 at a standstill. */
   ticks: number;
   /** Seconds those ticks covered. */
   seconds: number;
@@ -594,25 +594,27 @@ export function nextRateState(
   completions: number,
   intervalMs: number,
 ): RateState {
-  const wasStill = previous?.ewma === undefined || previous.ewma < MIN_RATE;
-  const base = wasStill ? 0 : (previous?.ewma ?? 0);
-  const ewma = nextRate(wasStill ? undefined : base, completions, intervalMs, RATE_ALPHA);
-  if (wasStill) {
-    // From a standstill the EWMA starts over at zero, so that its correction below is exact.
-    const first = RATE_ALPHA * ewma;
-    if (first < MIN_RATE * RATE_ALPHA) return { ewma: 0, ticks: 0, seconds: 0 };
-    return { ewma: first, ticks: 1, seconds: intervalMs / 1000 };
-  }
-  return { ewma, ticks: (previous?.ticks ?? 0) + 1, seconds: (previous?.seconds ?? 0) + intervalMs / 1000 };
+  // From a standstill the EWMA starts over at zero, so that the correction in `rateOf` is exact.
+  const fromStill = previous === undefined || previous.ewma < MIN_RATE;
+  const ewma = nextRate(fromStill ? 0 : previous.ewma, completions, intervalMs, RATE_ALPHA);
+  if (fromStill && ewma < MIN_RATE * RATE_ALPHA) return { ewma: 0, ticks: 0, seconds: 0 };
+  return {
+    ewma,
+    ticks: (fromStill ? 0 : previous.ticks) + 1,
+    seconds: (fromStill ? 0 : previous.seconds) + intervalMs / 1000,
+  };
 }
 
 /** The corrected rate (0 at a standstill) and how many seconds it was measured over (at most the EWMA's memory). */
 export function rateOf(state: RateState | undefined): { perSecond: number; seconds: number } {
-  if (state === undefined || state.ewma === undefined || state.ticks === 0)
-    return { perSecond: 0, seconds: 0 };
+  if (state === undefined || state.ticks === 0) return { perSecond: 0, seconds: 0 };
   const weight = 1 - (1 - RATE_ALPHA) ** state.ticks;
   return { perSecond: state.ewma / weight, seconds: Math.min(DEFAULT_RATE_WINDOW_S, state.seconds) };
 }
+
+/** Shorter estimates are whole seconds that a ratio says little about (1 s quoted, 0.3 s waited). */
+const CONFORMAL_MIN_ESTIMATE_S = 5;
+const CONFORMAL_MIN_SAMPLES = 50;
 
 /**
  * The range the past says to give, as factors of the estimate: the 10th and 90th percentiles of
@@ -651,10 +653,6 @@ export function widenedRange(
     Math.max(e.highSeconds, Math.ceil(e.seconds * factors.high)),
   ];
 }
-
-/** Shorter estimates are whole seconds that a ratio says little about (1 s quoted, 0.3 s waited). */
-const CONFORMAL_MIN_ESTIMATE_S = 5;
-const CONFORMAL_MIN_SAMPLES = 50;
 
 export interface CalibrationSample {
   estimateSeconds: number;

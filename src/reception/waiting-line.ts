@@ -239,17 +239,19 @@ export function buildWaitingLine(deps: {
     }
     // The seed's recorded service times, as this reception saw its slots held (`holdTimes`);
     // until it has seen a few, the content servers' record of transfer times, whose hand-overs
-    // the estimator adds by Little's law from the slots whose tickets are not used yet.
-    let serviceTimesMs = ledger.holdTimes(known);
-    let since: 'taken' | 'started' = 'taken';
-    if (serviceTimesMs.length < MIN_HOLD_SAMPLES) {
-      serviceTimesMs = known.flatMap((id) => monitor.server(id)?.report?.serviceTimesMs ?? []);
-      since = 'started';
+    // the estimator adds by Little's law from the slots whose tickets are not used yet. Only
+    // counted here: the records are copied when a model is built, not on every quote.
+    const holds = ledger.holdCount(known);
+    const since: 'taken' | 'started' = holds >= MIN_HOLD_SAMPLES ? 'taken' : 'started';
+    let recorded = holds;
+    if (since === 'started') {
+      recorded = 0;
+      for (const id of known) recorded += monitor.server(id)?.report?.serviceTimesMs.length ?? 0;
     }
     // Rebuilt when capacity or the record's size changes, else at most every MODEL_REUSE_MS: the
     // ledger's counts change with every ticket, and a model per ticket was most of the CPU of a
     // 10,000-buyer rush.
-    const inputs = `${capacity} ${untracked} ${since} ${serviceTimesMs.length} ${known.join(',')}`;
+    const inputs = `${capacity} ${untracked} ${since} ${recorded} ${known.join(',')}`;
     let cached = models.get(item);
     if (
       cached === undefined ||
@@ -268,6 +270,11 @@ export function buildWaitingLine(deps: {
       }
       while (history.length > 0 && (history[0]?.at ?? now) < now - DRIFT_WINDOW_MS) history.shift();
       if (history.length > DRIFT_HISTORY_MAX) history.splice(0, history.length - DRIFT_HISTORY_MAX);
+      const serviceTimesMs =
+        since === 'taken'
+          ? ledger.holdTimes(known)
+          : known.flatMap((id) => monitor.server(id)?.report?.serviceTimesMs ?? []);
+      const lineRate = rateOf(admissionRate);
       cached = {
         at: now,
         inputs,
@@ -278,10 +285,10 @@ export function buildWaitingLine(deps: {
           serviceTimesMs,
           completionsPerSecond: ledger.completionsPerSecond(),
           // The rate at which the line moves: the seed's two methods plus what the line shows.
-          lineRatePerSecond: rateOf(admissionRate).perSecond,
+          lineRatePerSecond: lineRate.perSecond,
           // Both rates are trusted as far as both were measured: a rush that just began has
           // a few seconds of them, not the EWMA's whole memory.
-          rateWindowSeconds: Math.min(ledger.completionRateSeconds(), rateOf(admissionRate).seconds),
+          rateWindowSeconds: Math.min(ledger.completionRateSeconds(), lineRate.seconds),
           coldStartServiceMs: coldStartMs(item, known),
           cycleDriftRelVar: cycleDrift(history),
         }),
