@@ -109,6 +109,8 @@ async function rehearse(r: Rehearsal): Promise<void> {
       `    wait p50 ${num(report.waitSeconds.p50, 1)} s p99 ${num(report.waitSeconds.p99, 1)} s; admission p50 ${num(report.admissionSeconds.p50, 1)} s p99 ${num(report.admissionSeconds.p99, 1)} s; ` +
         `${report.attempts} requests, ${report.heldAnswers} held busy answers; errors ${JSON.stringify(report.errors)}`,
     );
+    for (const [code, message] of Object.entries(report.errorExamples ?? {}))
+      console.log(`      ${code}, for example: ${message}`);
   } finally {
     await setup.stop();
   }

@@ -23,7 +23,8 @@ const busySchema = z.object({
   position: z.number(),
   estimatedWaitSeconds: z.number(),
   retryAfterSeconds: z.number().optional(),
-  queueToken: z.string().min(1).optional(),
+  // Null from a busy fresh-ticket request (POST /api/orders/{id}/tickets), which gives no place.
+  queueToken: z.string().min(1).nullable().optional(),
   // Newer receptions add an 80 % interval; an older one, or a malformed pair, just means none.
   estimatedWaitRangeSeconds: z.unknown().optional(),
 });
@@ -239,6 +240,13 @@ function preferWaitOf(ask: AskOptions | undefined): number {
   return n !== undefined && Number.isFinite(n) && n >= 1 ? Math.floor(n) : 0;
 }
 
+/** A body that was not what the contract says, shortened for a message: what came instead. */
+function bodySnippet(json: unknown): string {
+  if (json === undefined) return 'and no JSON body';
+  const text = JSON.stringify(json);
+  return `and an unexpected body: ${text.length > 120 ? `${text.slice(0, 120)}…` : text}`;
+}
+
 /** Turns one HTTP answer of the order/ticket endpoints into a `ReceptionAnswer`. Pure. */
 export function interpret(
   status: number,
@@ -290,7 +298,7 @@ export function interpret(
     // Not ready yet (no load report) or overloaded: a later try may succeed.
     return {
       kind: 'unreachable',
-      message: `reception not ready (503${err.success ? ` ${err.data.error.code}` : ''})`,
+      message: `reception not ready (503 ${err.success ? err.data.error.code : bodySnippet(json)})`,
     };
   }
   if (status >= 500) return { kind: 'unreachable', message: `reception answered ${status}` };

@@ -41,6 +41,8 @@ export interface BuyerRecord {
   /** For a finished download: whether a stated `Repr-Digest` matched every byte. */
   digestChecked?: boolean;
   errorCode?: string;
+  /** What the failure said (the reception's message, or the network error). */
+  errorMessage?: string;
 }
 
 /** One reading of the reception's `/status`. */
@@ -116,6 +118,11 @@ export interface RushReport {
   completionSeconds: Percentiles;
   throughput: { bytes: number; bytesPerSecond: number; completionsPerSecond: number };
   errors: Record<string, number>;
+  /**
+   * The first message seen for each error code, so a count of failures comes with its cause
+   * (`reception_unreachable` alone does not say whether connections were refused or timed out).
+   */
+  errorExamples: Record<string, string>;
 }
 
 export interface ReportMeta {
@@ -217,6 +224,9 @@ export function slotUseOf(
   };
 }
 
+/** Long enough for a network error and its address, short enough for one line. */
+const MAX_EXAMPLE_CHARS = 200;
+
 export function buildReport(buyers: readonly BuyerRecord[], meta: ReportMeta): RushReport {
   const outcomes: Record<BuyerOutcome, number> = {
     done: 0,
@@ -227,6 +237,7 @@ export function buildReport(buyers: readonly BuyerRecord[], meta: ReportMeta): R
   };
   const ticketsPerServer: Record<string, number> = {};
   const errors: Record<string, number> = {};
+  const errorExamples: Record<string, string> = {};
   let tickets = 0;
   let attempts = 0;
   let busyAnswers = 0;
@@ -263,6 +274,8 @@ export function buildReport(buyers: readonly BuyerRecord[], meta: ReportMeta): R
     if (b.outcome !== 'done') {
       const code = b.errorCode ?? b.outcome;
       errors[code] = (errors[code] ?? 0) + 1;
+      if (b.errorMessage !== undefined && errorExamples[code] === undefined)
+        errorExamples[code] = b.errorMessage.slice(0, MAX_EXAMPLE_CHARS);
     }
     if (b.firstEstimateSeconds !== undefined) {
       waited++;
@@ -321,6 +334,7 @@ export function buildReport(buyers: readonly BuyerRecord[], meta: ReportMeta): R
       completionsPerSecond: round(outcomes.done / seconds) ?? 0,
     },
     errors,
+    errorExamples,
   };
 }
 
@@ -367,5 +381,6 @@ export function formatReport(r: RushReport): string[] {
     `  time to completion  p50 ${secs(r.completionSeconds.p50)}, p99 ${secs(r.completionSeconds.p99)}`,
     `  throughput          ${formatBytes(r.throughput.bytesPerSecond)}/s (${formatBytes(r.throughput.bytes)}), ${r.throughput.completionsPerSecond} downloads/s`,
     `  errors              ${errs || 'none'}`,
+    ...Object.entries(r.errorExamples).map(([c, m]) => `    ${c}: ${m}`),
   ];
 }

@@ -225,7 +225,7 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
         tickets: r.tickets,
         bytes: r.bytes,
         ...(r.kind === 'done' ? { digestChecked: r.digestChecked === true } : {}),
-        ...(r.kind === 'failed' ? { errorCode: r.code } : {}),
+        ...(r.kind === 'failed' ? { errorCode: r.code, errorMessage: r.message } : {}),
       };
     } catch (err) {
       return {

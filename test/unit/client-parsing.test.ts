@@ -55,6 +55,30 @@ test('interpret: busy takes Retry-After from the header, the body only when the 
   assert.equal(a.kind === 'busy' && a.retryAfterSeconds, 9);
 });
 
+test('interpret: a busy fresh-ticket answer (queueToken null) is busy, not a reception down', () => {
+  // The 10,000-buyer rehearsal lost hundreds of buyers to this: read as unreachable, their
+  // retries for a fresh ticket gave up after a minute.
+  const body = {
+    status: 'busy',
+    position: 6505,
+    estimatedWaitSeconds: 126,
+    retryAfterSeconds: 30,
+    queueToken: null,
+  };
+  assert.deepEqual(interpret(503, { 'retry-after': '30' }, body), {
+    kind: 'busy',
+    position: 6505,
+    estimatedWaitSeconds: 126,
+    retryAfterSeconds: 30,
+  });
+});
+
+test('interpret: a 503 with a body the contract does not know says what came', () => {
+  const a = interpret(503, {}, { status: 'odd' });
+  assert.equal(a.kind, 'unreachable');
+  assert.match(a.kind === 'unreachable' ? a.message : '', /unexpected body: \{"status":"odd"\}/);
+});
+
 test('interpret: a busy answer to a held request carries Preference-Applied and the range', () => {
   const body = {
     status: 'busy',

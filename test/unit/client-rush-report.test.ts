@@ -66,6 +66,7 @@ test('totals, calibration and errors', () => {
       buyer({
         outcome: 'failed',
         errorCode: 'unknown_item',
+        errorMessage: 'no content server holds /x',
         tickets: [],
         bytes: 0,
         admittedAfterMs: undefined,
@@ -92,6 +93,7 @@ test('totals, calibration and errors', () => {
   assert.deepEqual(report.integrity, { intact: 4, mismatched: 0, unchecked: 0 });
   assert.equal(report.slotUse, null, 'not sampled: not measured');
   assert.deepEqual(report.errors, { unknown_item: 1, unfinished: 1 });
+  assert.deepEqual(report.errorExamples, { unknown_item: 'no content server holds /x' });
   assert.equal(report.completionSeconds.p50, 1);
   assert.equal(report.completionSeconds.p99, 9.5);
   assert.equal(report.throughput.bytes, 4010);
@@ -102,6 +104,7 @@ test('totals, calibration and errors', () => {
   assert.match(text, /inside the first range: not measured/);
   assert.match(text, /slot use +not measured/);
   assert.match(text, /errors +unknown_item 1, unfinished 1/);
+  assert.match(text, /unknown_item: no content server holds \/x/);
 });
 
 test('nobody waited: no calibration figures', () => {
