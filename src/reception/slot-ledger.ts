@@ -42,6 +42,8 @@ interface Known {
 
 /** Hold times kept per server: about as many as a content server's record of service times. */
 const HOLD_RECORD = 256;
+/** Claim times kept (issue, or `notBefore`, to the transfer's start), over all servers. */
+const CLAIM_RECORD = 256;
 
 /** How long a freed ticket is remembered, to tell a stale load report from a real transfer. */
 const FREED_MEMORY_MS = 60_000;
@@ -54,6 +56,8 @@ export class SlotLedger {
   private readonly freed = new Map<string, { at: number; localAt: number }>();
   /** Per server, a ring of how long this reception's tickets held their slots (issue to free). */
   private readonly holds = new Map<string, { times: number[]; next: number }>();
+  /** A ring of how long this reception's used tickets took to be used, as seen here. */
+  private readonly claims: { times: number[]; next: number } = { times: [], next: 0 };
   /** Changes made while a store read is in flight, replayed on top of its answer. */
   private journal: { op: 'add' | 'del'; server: string; id: string }[] | undefined;
   private freedSinceTick = 0;
@@ -149,7 +153,10 @@ export class SlotLedger {
   started(ticketId: string, server: string, at: number): void {
     const k = this.known.get(ticketId);
     if (k) {
-      if (k.startedAt === undefined) k.startedAt = at;
+      if (k.startedAt === undefined) {
+        k.startedAt = at;
+        if (k.reservedHere) this.recordClaim(at - k.usableFrom);
+      }
     } else {
       this.known.set(ticketId, { server, issuedAt: at, usableFrom: at, startedAt: at });
     }
@@ -258,6 +265,26 @@ export class SlotLedger {
     let n = 0;
     for (const server of servers) n += this.holds.get(server)?.times.length ?? 0;
     return n;
+  }
+
+  /**
+   * The `q` quantile of how long used tickets took to be used, from their usable moment to the
+   * `started` event reaching this reception; undefined with fewer than `minSamples`. It measures
+   * what the unused-ticket lapse sees: a loaded rush stretches it (the answer, the client's
+   * connect, the event's trip), and an honest client must not lose its ticket to that.
+   */
+  claimMs(q: number, minSamples: number): number | undefined {
+    const times = this.claims.times;
+    if (times.length < minSamples || times.length === 0) return undefined;
+    const sorted = [...times].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  }
+
+  private recordClaim(ms: number): void {
+    const ring = this.claims;
+    if (ring.times.length < CLAIM_RECORD) ring.times.push(Math.max(0, ms));
+    else ring.times[ring.next] = Math.max(0, ms);
+    ring.next = (ring.next + 1) % CLAIM_RECORD;
   }
 
   private recordHold(server: string, ms: number): void {

@@ -123,3 +123,43 @@ test('claimSecondsWhileWaiting at or above claimSeconds changes nothing', async 
     await store.close();
   }
 });
+
+test('the window stretches to twice what used tickets lately took to be used, up to 5 × its setting', async () => {
+  const store = await openStore('memory:', { logger: silentLogger });
+  const ledger = new SlotLedger();
+  const unused = buildUnusedTickets({
+    store,
+    ledger,
+    logger: silentLogger,
+    claimSeconds: 30,
+    claimSecondsWhileWaiting: 2,
+    inUse: () => [],
+    revoke: async () => {},
+    clockSkewSeconds: 2,
+  });
+  try {
+    assert.equal(unused.windowMs(), 2000, 'no record yet: the configured window');
+    // A loaded rush: honest buyers start 2.5–3 s after issue (answer, connect, the event's trip).
+    for (let i = 0; i < 40; i++) {
+      ledger.reserved({ id: `h${i}`, server: 'b', issuedAt: T0 - 10_000 });
+      ledger.started(`h${i}`, 'b', T0 - 10_000 + 2500 + (i % 6) * 100);
+    }
+    assert.equal(unused.windowMs(), 6000, '2 × the 95th percentile, 3 s');
+    await ticketed(store, ledger, 'slow', T0);
+    assert.deepEqual(await unused.lapse(T0 + 4000, 3), [], 'an honest buyer 4 s late keeps its ticket');
+    const ended = await unused.lapse(T0 + 6500, 3);
+    assert.deepEqual(
+      ended.map((t) => t.id),
+      ['slow'],
+      'past the stretched window it is freed',
+    );
+    // Never past 5 × the setting, however slow the record (late users cannot ratchet it up).
+    for (let i = 0; i < 300; i++) {
+      ledger.reserved({ id: `s${i}`, server: 'b', issuedAt: T0 });
+      ledger.started(`s${i}`, 'b', T0 + 40_000);
+    }
+    assert.equal(unused.windowMs(), 10_000);
+  } finally {
+    await store.close();
+  }
+});
