@@ -200,6 +200,7 @@ export function buildOrderDesk(deps: {
     order: OrderRecord,
     ranked: readonly string[],
     clientAddress: string,
+    reserved?: () => void,
   ): Promise<
     { ticket: TicketRecord; order: OrderRecord } | { code: ErrorCode; message?: string } | undefined
   > {
@@ -225,6 +226,7 @@ export function buildOrderDesk(deps: {
       if (result.kind === 'unknown_order') return { code: 'unknown_order' };
       // The store lapsed the order's earlier outstanding tickets in the same step.
       ledger.apply({ kind: 'reserved', ticket: result.ticket, lapsed: result.lapsed, at: now });
+      reserved?.();
       if (strict) {
         try {
           await dispatcher.notify(serverId, notice);
@@ -334,6 +336,7 @@ export function buildOrderDesk(deps: {
   async function place(
     req: OrderRequest,
     attempt: 'arrival' | 'probe' | 'last' = 'arrival',
+    reserved?: () => void,
   ): Promise<OrderOutcome> {
     const probe = attempt === 'probe';
     const checked = checkItemPath(req.item);
@@ -409,7 +412,15 @@ export function buildOrderDesk(deps: {
       if (known) return known;
       order = created.order;
     }
-    const got = await ticketOn(order, allocation.ranked, req.clientAddress);
+    const waiter = inLine;
+    const got = await ticketOn(order, allocation.ranked, req.clientAddress, () => {
+      if (waiter !== undefined) line.admitting(waiter, clock.now());
+      reserved?.();
+    }).catch((err: unknown) => {
+      if (waiter !== undefined) line.stillWaiting(waiter);
+      throw err;
+    });
+    if (waiter !== undefined && (got === undefined || 'code' in got)) line.stillWaiting(waiter);
     if (got === undefined)
       return busy(item, decision, inLine, now, clientKey, heldUntil !== undefined || probe);
     if ('code' in got)
@@ -443,9 +454,9 @@ export function buildOrderDesk(deps: {
     first: Extract<OrderOutcome, { kind: 'busy' }>,
     waitMs: number,
   ): Promise<OrderOutcome> {
-    const again = async (attempt: 'probe' | 'last'): Promise<OrderOutcome> => {
+    const again = async (attempt: 'probe' | 'last', reserved?: () => void): Promise<OrderOutcome> => {
       try {
-        return await place(req, attempt);
+        return await place(req, attempt, reserved);
       } catch (err) {
         // An outage met while held is an answer (store_unavailable), not a hung request.
         const code = (err as { code?: unknown }).code;
@@ -459,8 +470,8 @@ export function buildOrderDesk(deps: {
       group: req.item,
       deadline: clock.now() + waitMs,
       signal: req.signal,
-      attempt: async () => {
-        const o = await again('probe').catch((): OrderOutcome | undefined => undefined);
+      attempt: async (reserved) => {
+        const o = await again('probe', reserved).catch((): OrderOutcome | undefined => undefined);
         return o === undefined || o.kind === 'busy' ? undefined : o;
       },
       expire: async () => {

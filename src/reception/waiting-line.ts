@@ -60,6 +60,8 @@ const DRIFT_HISTORY_MAX = 64;
  * are its shortest, so a handful would be a low guess (the rates, blended in, correct it).
  */
 const MIN_HOLD_SAMPLES = 8;
+/** Longer than any notice's round trip (the dispatcher's timeout is a few seconds). */
+const ADMITTING_MAX_MS = 30_000;
 const MODELS_MAX = 1000;
 
 export interface WaitQuote {
@@ -97,6 +99,14 @@ export interface WaitingLine {
   quote(item: string, decision: LineDecision, now: number): WaitQuote;
   /** An admitted waiter leaves; its wait is recorded for calibration. */
   admitted(token: string, now: number): Promise<void>;
+  /**
+   * A slot was just reserved for this waiter; it leaves the line once its ticket's notice is
+   * through (`admitted`), or stays if none could be (`stillWaiting`). Meanwhile decisions pass it
+   * by: counting it again would hold a second slot for it, and a held-open waiter behind it would
+   * be told busy while that slot stood free.
+   */
+  admitting(token: string, now: number): void;
+  stillWaiting(token: string): void;
   /** `GET /api/queue/{token}`: where it stands; also counts as the client being seen. */
   status(token: string, item: string, now: number): Promise<WaitQuote | undefined>;
   /**
@@ -185,6 +195,17 @@ export function buildWaitingLine(deps: {
     await Promise.all(writes);
   }
 
+  /** Waiters with a slot reserved and their notice on its way: token → when it was reserved. */
+  const beingAdmitted = new Map<string, number>();
+  const isBeingAdmitted = (token: string, now: number): boolean => {
+    const since = beingAdmitted.get(token);
+    if (since === undefined) return false;
+    // A safety net: an admission that never finished must not hide its waiter for good.
+    if (now - since <= ADMITTING_MAX_MS) return true;
+    beingAdmitted.delete(token);
+    return false;
+  };
+
   async function decideOn(
     request: { token?: string | undefined; item: string },
     requester: PlaceInLine | undefined,
@@ -193,7 +214,8 @@ export function buildWaitingLine(deps: {
     const free = monitor.freeSlots();
     let totalFree = 0;
     for (const n of free.values()) totalFree += n;
-    const [length, front] = await Promise.all([store.lineLength(), store.lineFront(frontWindow(totalFree))]);
+    const [length, read] = await Promise.all([store.lineLength(), store.lineFront(frontWindow(totalFree))]);
+    const front = beingAdmitted.size === 0 ? read : read.filter((e) => !isBeingAdmitted(e.token, now));
     const decision = decideLine({
       front,
       length,
@@ -374,8 +396,17 @@ export function buildWaitingLine(deps: {
     async expectBack(token, now, dueAt) {
       await store.touchLine(token, now, dueAt);
     },
+    admitting(token, now) {
+      if (beingAdmitted.size >= IN_LINE_MAX)
+        beingAdmitted.delete(beingAdmitted.keys().next().value as string);
+      beingAdmitted.set(token, now);
+    },
+    stillWaiting(token) {
+      beingAdmitted.delete(token);
+    },
     async admitted(token, now) {
       const entry = await store.leaveLine(token);
+      beingAdmitted.delete(token);
       const range = ranges.get(token);
       forget(token);
       if (!entry) return;

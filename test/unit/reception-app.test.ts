@@ -44,6 +44,9 @@ interface FakeServer {
   serviceTimesMs: number[];
   notices: Notice[];
   revocations: Revocation[];
+  /** While set, notices wait for it (a slow internal network); `noticeWaiting` resolves on the first. */
+  noticeGate?: Promise<void>;
+  noticeWaiting?: () => void;
 }
 
 function fakeNetwork(ids: string[]) {
@@ -88,6 +91,10 @@ function fakeNetwork(ids: string[]) {
     async notices(serverId, notices) {
       const s = servers.get(serverId)!;
       if (!s.up || s.failNotices) throw new Error('notice refused');
+      if (s.noticeGate) {
+        s.noticeWaiting?.();
+        await s.noticeGate;
+      }
       s.notices.push(...notices);
     },
     async revocations(serverId, revocations) {
@@ -422,6 +429,38 @@ describe('reception app (inject, fake content servers)', () => {
     const metrics = await h.reception.internalApp.inject('/metrics');
     assert.match(metrics.body, /rushgate_reception_admissions_total 1/);
     assert.match(metrics.body, /rushgate_reception_wait_calibration_samples 1/);
+  });
+
+  it('a waiter whose notice is on its way is not held a second slot: the next waiter gets the other', async () => {
+    const h = await harness({ servers: [{ id: 'a', capacity: 2 }] });
+    await h.reception.monitor.pollAll();
+    const holders = [await h.order({ item: '/x.bin' }), await h.order({ item: '/x.bin' })];
+    const w1 = await h.order({ item: '/x.bin' });
+    const w2 = await h.order({ item: '/x.bin' });
+    assert.deepEqual([w1.json.position, w2.json.position], [1, 2]);
+    for (const holder of holders) {
+      await h.event('a', 'started', holder.json.ticket.id, holder.json.orderId);
+      await h.event('a', 'fulfilled', holder.json.ticket.id, holder.json.orderId);
+    }
+    const a = h.net.servers.get('a')!;
+    let release: () => void = () => {};
+    a.noticeGate = new Promise<void>((r) => {
+      release = r;
+    });
+    const w1Notified = new Promise<void>((r) => {
+      a.noticeWaiting = r;
+    });
+    const w1again = h.order({ item: '/x.bin', queueToken: w1.json.queueToken });
+    await w1Notified;
+    // w1 has its slot reserved and its notice in flight; one slot is left, and w2 is next.
+    const w2Notified = new Promise<void>((r) => {
+      a.noticeWaiting = r;
+    });
+    const w2again = h.order({ item: '/x.bin', queueToken: w2.json.queueToken });
+    // w2 either reaches its own notice (admitted while w1's is in flight) or is answered busy.
+    await Promise.race([w2Notified, w2again]);
+    release();
+    assert.deepEqual([(await w1again).status, (await w2again).status], [201, 201]);
   });
 
   it('passes over an absent first waiter after holdSeconds, who keeps its place', async () => {

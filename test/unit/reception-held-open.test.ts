@@ -97,6 +97,64 @@ describe('held-open requests', () => {
     await held.close();
   });
 
+  it('hands the next free slot on once a slot is reserved, not when the answer is ready', async () => {
+    let free = 2;
+    const { held } = registry({ free: () => free });
+    const events: string[] = [];
+    let releaseFirst: () => void = () => {};
+    const firstAnswered = new Promise<void>((r) => {
+      releaseFirst = r;
+    });
+    const answers = [1, 2].map((seq) =>
+      held.hold({
+        seq,
+        group: 'a',
+        deadline: 10_000,
+        attempt: async (reserved) => {
+          events.push(`try ${seq}`);
+          free -= 1;
+          reserved();
+          // The notice's round trip: the first answer waits until the second waiter was tried.
+          if (seq === 1) await firstAnswered;
+          events.push(`answer ${seq}`);
+          return `ticket ${seq}`;
+        },
+        expire: async () => 'busy',
+      }),
+    );
+    // Should the wake wait for the first answer, the test must fail, not hang: let it go anyway.
+    const fallback = setTimeout(() => releaseFirst(), 500);
+    held.wake();
+    assert.equal(await answers[1], 'ticket 2');
+    releaseFirst();
+    assert.equal(await answers[0], 'ticket 1');
+    clearTimeout(fallback);
+    assert.deepEqual(events, ['try 1', 'try 2', 'answer 2', 'answer 1']);
+  });
+
+  it('keeps holding a waiter whose reserved slot was given back, and tries it again', async () => {
+    let free = 1;
+    const { held } = registry({ free: () => free });
+    let tries = 0;
+    const answer = held.hold({
+      seq: 1,
+      deadline: 10_000,
+      attempt: async (reserved) => {
+        tries += 1;
+        free -= 1;
+        reserved();
+        await flush();
+        free += 1;
+        // The first notice failed on every server: the slot is free again and the waiter busy.
+        return tries === 1 ? undefined : 'ticket';
+      },
+      expire: async () => 'busy',
+    });
+    held.wake();
+    assert.equal(await answer, 'ticket');
+    assert.equal(tries, 2);
+  });
+
   it('tries the earliest in line first, one try per free slot', async () => {
     let free = 1;
     const { held } = registry({ free: () => free });
