@@ -11,7 +11,7 @@
  *   who left from the middle;
  * - a min-heap by (lastSeenAt, seq) gives the least recently seen for abandonment sweeps. It
  *   keeps one live item per entry, keyed by a lower bound of its lastSeenAt, as the retention
- *   queue does (activity-queue.ts): a touch only moves the entry's time forward, and a sweep
+ *   queue does (time-queue.ts): a touch only moves the entry's time forward, and a sweep
  *   that pops an entry seen since puts it back under its true time, so each such push follows at
  *   least one touch (amortized O(log N) per touch, paid by the sweep). Only a clock that steps
  *   back makes a touch push (callers' clocks may; that is also why a heap and not a FIFO queue).

@@ -5,11 +5,12 @@
  * Returned records are copies: callers cannot change the store's state by mutating them.
  */
 
-import { ActivityQueue } from './activity-queue.js';
+import { DeadlineIndex } from './deadline-index.js';
 import { LineIndex } from './line-index.js';
 import {
   applyEvent,
   copyTicket,
+  deadlineOf,
   EVENT_ID_MAX,
   EVENT_ID_RETENTION_MS,
   isOutstanding,
@@ -21,6 +22,7 @@ import {
   purgeVerdict,
   reserveVerdict,
 } from './rules.js';
+import { TimeQueue } from './time-queue.js';
 import type {
   AppliedEvent,
   CreateOrderResult,
@@ -57,9 +59,12 @@ export function createMemoryStore(): Store {
   const waiting = new LineIndex();
   let lastSeq = 0;
   /** Retention's index: every order by a lower bound of its last activity. */
-  const activity = new ActivityQueue();
+  const activity = new TimeQueue();
+  /** The outstanding tickets by deadline, so a lapse looks only at the ones that may be due. */
+  const deadlines = new DeadlineIndex();
 
   function hold(t: TicketRecord): void {
+    trackDeadline(t);
     let set = outstandingByServer.get(t.server);
     if (!set) {
       set = new Set();
@@ -68,7 +73,13 @@ export function createMemoryStore(): Store {
     set.add(t.id);
   }
 
+  function trackDeadline(t: TicketRecord): void {
+    const deadline = deadlineOf(t);
+    if (deadline !== undefined) deadlines.track(t.id, deadline);
+  }
+
   function release(t: TicketRecord): void {
+    deadlines.forget(t.id);
     const set = outstandingByServer.get(t.server);
     if (!set) return;
     set.delete(t.id);
@@ -193,6 +204,8 @@ export function createMemoryStore(): Store {
       order.tickets[index] = step.ticket;
       if (step.freedSlot) release(step.ticket);
       if (step.retook) hold(step.ticket);
+      // A transfer that started changes the deadline from `claimBy` to `expiresAt`.
+      else if (!step.freedSlot) trackDeadline(step.ticket);
       order.status = orderStatusOf(order.tickets);
       return {
         applied: true,
@@ -204,14 +217,16 @@ export function createMemoryStore(): Store {
 
     async lapseUnclaimed(now) {
       const lapsed: TicketRecord[] = [];
-      for (const ids of [...outstandingByServer.values()]) {
-        for (const id of [...ids]) {
-          const found = findTicket(id);
-          const t = found?.order.tickets[found.index];
-          if (!found || !t || !pastDeadline(t, now)) continue;
-          const ended = endOutstanding(found.order, found.index, 'lapsed', now);
-          if (ended) lapsed.push(copyTicket(ended));
+      for (const id of deadlines.due(now)) {
+        const found = findTicket(id);
+        const t = found?.order.tickets[found.index];
+        if (!found || !t || !isOutstanding(t.status)) continue;
+        if (!pastDeadline(t, now)) {
+          trackDeadline(t);
+          continue;
         }
+        const ended = endOutstanding(found.order, found.index, 'lapsed', now);
+        if (ended) lapsed.push(copyTicket(ended));
       }
       return lapsed;
     },

@@ -165,9 +165,15 @@ export function pastDeadline(
   t: Pick<TicketRecord, 'status' | 'claimBy' | 'expiresAt'>,
   now: number,
 ): boolean {
-  if (t.status === 'issued') return t.claimBy <= now;
-  if (t.status === 'downloading') return t.expiresAt <= now;
-  return false;
+  const d = deadlineOf(t);
+  return d !== undefined && d <= now;
+}
+
+/** When `pastDeadline` turns true for this ticket; undefined for one that is not outstanding. */
+export function deadlineOf(t: Pick<TicketRecord, 'status' | 'claimBy' | 'expiresAt'>): number | undefined {
+  if (t.status === 'issued') return t.claimBy;
+  if (t.status === 'downloading') return t.expiresAt;
+  return undefined;
 }
 
 /**

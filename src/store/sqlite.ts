@@ -28,9 +28,11 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../util/log.js';
+import { DeadlineIndex } from './deadline-index.js';
 import { LineIndex } from './line-index.js';
 import {
   applyEvent,
+  deadlineOf,
   EVENT_ID_MAX,
   EVENT_ID_RETENTION_MS,
   isOutstanding,
@@ -374,6 +376,8 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
     { server: string; status: TicketStatus; claimBy: number; expiresAt: number }
   >();
   const byServer = new Map<string, Set<string>>();
+  /** The outstanding tickets by deadline, so a lapse looks only at the ones that may be due. */
+  const deadlines = new DeadlineIndex();
   /**
    * The line's ranks, front and sweep order, over the `line` table (the durable truth). A rank
    * cannot come from the table itself: `SELECT count(*) FROM line WHERE seq <= ?` walks the
@@ -387,6 +391,8 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
   const waiting = new LineIndex();
 
   function hold(t: TicketRecord): void {
+    const deadline = deadlineOf(t);
+    if (deadline !== undefined) deadlines.track(t.id, deadline);
     outstandingTickets.set(t.id, {
       server: t.server,
       status: t.status,
@@ -403,6 +409,7 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
 
   function release(t: TicketRecord): void {
     outstandingTickets.delete(t.id);
+    deadlines.forget(t.id);
     const set = byServer.get(t.server);
     if (!set) return;
     set.delete(t.id);
@@ -641,29 +648,48 @@ export async function openSqliteStore(opts: { file: string; logger: Logger }): P
 
     async lapseUnclaimed(now) {
       const due: string[] = [];
-      for (const [id, t] of outstandingTickets) if (pastDeadline(t, now)) due.push(id);
+      for (const id of deadlines.due(now)) {
+        const t = outstandingTickets.get(id);
+        if (!t) continue;
+        if (pastDeadline(t, now)) due.push(id);
+        else deadlines.track(id, deadlineOf(t) ?? now);
+      }
       if (due.length === 0) return [];
-      const lapsed = db
-        .transaction(() => {
-          const out: TicketRecord[] = [];
-          for (const id of due) {
-            const row = q.ticket.get(id);
-            const order = row ? readOrderForChange(row.order_id) : undefined;
-            if (!order) continue;
-            const e = endIn(
-              order,
-              order.tickets.findIndex((t) => t.id === id),
-              'lapsed',
-              now,
-            );
-            if (!e) continue;
-            saveStatus(order);
-            out.push(e);
-          }
-          return out;
-        })
-        .immediate();
+      // Whatever is not lapsed below (a failed transaction, a row that changed) stays due.
+      const requeue = () => {
+        for (const id of due) {
+          const t = outstandingTickets.get(id);
+          if (t) deadlines.track(id, deadlineOf(t) ?? now);
+        }
+      };
+      let lapsed: TicketRecord[];
+      try {
+        lapsed = db
+          .transaction(() => {
+            const out: TicketRecord[] = [];
+            for (const id of due) {
+              const row = q.ticket.get(id);
+              const order = row ? readOrderForChange(row.order_id) : undefined;
+              if (!order) continue;
+              const e = endIn(
+                order,
+                order.tickets.findIndex((t) => t.id === id),
+                'lapsed',
+                now,
+              );
+              if (!e) continue;
+              saveStatus(order);
+              out.push(e);
+            }
+            return out;
+          })
+          .immediate();
+      } catch (err) {
+        requeue();
+        throw err;
+      }
       for (const t of lapsed) release(t);
+      requeue();
       return lapsed;
     },
 

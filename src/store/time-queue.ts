@@ -1,10 +1,11 @@
 /**
- * A min-heap of order ids by a lower bound of their last activity: the `memory:` store's index
- * for retention. The sweep pops only the orders that may be due, so no tick scans every order;
- * push and pop are O(log n). Each order is in the heap once (pushed at creation, pushed back by
- * the sweep when it is not due yet).
+ * A min-heap of ids by a time: what the stores pop when something may be due, so that no tick
+ * scans every record. Push and pop are O(log n). The `memory:` store keeps its orders in one by
+ * a lower bound of their last activity (retention: each order once, pushed at creation and
+ * pushed back by the sweep when it is not due yet), and both in-process stores keep their
+ * outstanding tickets in one by deadline (deadline-index.ts).
  */
-export class ActivityQueue {
+export class TimeQueue {
   private readonly at: number[] = [];
   private readonly ids: string[] = [];
 
@@ -12,8 +13,8 @@ export class ActivityQueue {
     return this.ids.length;
   }
 
-  push(activeAt: number, id: string): void {
-    this.at.push(activeAt);
+  push(at: number, id: string): void {
+    this.at.push(at);
     this.ids.push(id);
     let i = this.ids.length - 1;
     while (i > 0) {
@@ -25,9 +26,9 @@ export class ActivityQueue {
   }
 
   /** The earliest entry when it is at or before `bound`, removed; else undefined. */
-  popAtOrBefore(bound: number): { activeAt: number; id: string } | undefined {
+  popAtOrBefore(bound: number): { at: number; id: string } | undefined {
     if (this.ids.length === 0 || this.at[0]! > bound) return undefined;
-    const top = { activeAt: this.at[0]!, id: this.ids[0]! };
+    const top = { at: this.at[0]!, id: this.ids[0]! };
     const lastAt = this.at.pop()!;
     const lastId = this.ids.pop()!;
     if (this.ids.length > 0) {
