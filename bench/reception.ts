@@ -56,7 +56,12 @@ function toMs(value: string, unit: string): number {
   return n;
 }
 
-function runWrk(url: string, script: string, connections: number, seconds: number): Promise<WrkResult> {
+export function runWrk(
+  url: string,
+  script: string,
+  connections: number,
+  seconds: number,
+): Promise<WrkResult> {
   const threads = 2;
   const args = [
     `-t${threads}`,
@@ -109,7 +114,7 @@ function runWrk(url: string, script: string, connections: number, seconds: numbe
  * with the reception's listen backlog (4096), so that 2,000 connections opening at once measure
  * the servers and not the kernel dropping SYNs at Node's default backlog of 511.
  */
-function startRawServer(): Promise<{ child: ReturnType<typeof spawn>; port: number }> {
+export function startRawServer(): Promise<{ child: ReturnType<typeof spawn>; port: number }> {
   const code = `
     const http = require('node:http');
     const server = http.createServer((req, res) => {
