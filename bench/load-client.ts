@@ -131,12 +131,15 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   };
   const done = new Promise<void>((resolve) => {
     let outstanding = 0;
+    /** Open loop: every due request has been handed out. */
+    let allDue = false;
     const finishIfDone = () => {
-      if (
-        outstanding === 0 &&
-        (performance.now() >= endAt || (opts.total !== undefined && sent >= opts.total))
-      )
-        resolve();
+      if (outstanding !== 0) return;
+      const over =
+        opts.rate !== undefined
+          ? allDue
+          : performance.now() >= endAt || (opts.total !== undefined && sent >= opts.total);
+      if (over) resolve();
     };
     const record = (c: Conn, status: number) => {
       latencies.push(performance.now() - c.since);
@@ -188,7 +191,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         next += interval;
       }
       if (next < endAt) setTimeout(tick, 1);
-      else finishIfDone();
+      else {
+        allDue = true;
+        finishIfDone();
+      }
     };
     tick();
   });
