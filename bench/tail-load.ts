@@ -34,6 +34,8 @@ const SHORT = Number(process.env.RUSHGATE_BENCH_SECONDS ?? 0) || undefined;
 const RUN_S = SHORT ?? 5;
 const RUNS = 3;
 const SAME_RATE_SHARE = 0.8;
+/** RUSHGATE_BENCH_RATE: a second same-rate row at this rate (e.g. an earlier build's), to compare builds. */
+const EXTRA_RATE = Number(process.env.RUSHGATE_BENCH_RATE ?? 0) || undefined;
 const MEMORY_ORDERS = Number(process.env.RUSHGATE_BENCH_MEMORY_ORDERS ?? 0) || 100_000;
 const MEMORY_WAITING = MEMORY_ORDERS / 10;
 const MEMORY_BUDGET_MB = 400;
@@ -188,6 +190,21 @@ async function tailRows(rawPort: number): Promise<void> {
       `  same rate: raw p50/p90/p99 ${fmt(median(same.raw.map((x) => x.p50Ms)), 1)}/${fmt(median(same.raw.map((x) => x.p90Ms)), 1)}/${fmt(sRaw, 1)} ms; ` +
         `reception p50/p90/p99 ${fmt(median(same.rec.map((x) => x.p50Ms)), 1)}/${fmt(median(same.rec.map((x) => x.p90Ms)), 1)}/${fmt(sRec, 1)} ms = ${fmt(sRec / sRaw, 1)} × raw`,
     );
+    if (EXTRA_RATE !== undefined) {
+      const extra = await alternate(
+        `same rate: ${EXTRA_RATE} req/s offered to both (RUSHGATE_BENCH_RATE)`,
+        rawPort,
+        r.port,
+        {
+          rate: EXTRA_RATE,
+        },
+      );
+      const q = (xs: LoadResult[], k: 'p50Ms' | 'p90Ms' | 'p99Ms') => fmt(median(xs.map((x) => x[k])), 1);
+      console.log(
+        `  same rate ${EXTRA_RATE}/s: raw p50/p90/p99 ${q(extra.raw, 'p50Ms')}/${q(extra.raw, 'p90Ms')}/${q(extra.raw, 'p99Ms')} ms; ` +
+          `reception ${q(extra.rec, 'p50Ms')}/${q(extra.rec, 'p90Ms')}/${q(extra.rec, 'p99Ms')} ms`,
+      );
+    }
   } finally {
     await stop(r);
   }
