@@ -172,10 +172,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       c.onAnswer = (status) => {
         record(c, status);
         const due = queued.shift();
-        if (due !== undefined) {
-          outstanding++;
-          send(c, due);
-        } else {
+        // (Counted as outstanding when it fell due.)
+        if (due !== undefined) send(c, due);
+        else {
           idle.push(c);
           finishIfDone();
         }
