@@ -10,12 +10,14 @@ import { runLineHttpBench } from './line-http.js';
 import { runReceptionBench } from './reception.js';
 import { runRehearsalBench } from './rehearsal.js';
 import { runStoreBench } from './store.js';
+import { runTailLoadBench } from './tail-load.js';
 import { runTicketBench } from './tickets.js';
 
 const benches: Record<string, () => Promise<unknown>> = {
   tickets: runTicketBench,
   content: runContentBench,
   reception: runReceptionBench,
+  'tail-load': runTailLoadBench,
   store: runStoreBench,
   line: runLineBench,
   'line-http': runLineHttpBench,

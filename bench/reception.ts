@@ -10,6 +10,8 @@
  * ratios, not absolute numbers, are the result. At 2,000 connections wrk opens them all at once,
  * and the first request on each includes the connect: on a loaded machine a few SYNs are
  * retransmitted (1 s, 3 s), which can set p99 for both servers alike; p90 is printed beside it.
+ * That row is kept for continuity; the fair p99 reference (connections warmed before the clock,
+ * full load and same rate, median of 3) is bench/tail-load.ts.
  * About 70 s.
  * Run with `npm run bench -- reception` (builds first) or `node --import tsx bench/reception.ts`
  * after `npm run build`.
@@ -56,7 +58,12 @@ function toMs(value: string, unit: string): number {
   return n;
 }
 
-function runWrk(url: string, script: string, connections: number, seconds: number): Promise<WrkResult> {
+export function runWrk(
+  url: string,
+  script: string,
+  connections: number,
+  seconds: number,
+): Promise<WrkResult> {
   const threads = 2;
   const args = [
     `-t${threads}`,
@@ -109,7 +116,7 @@ function runWrk(url: string, script: string, connections: number, seconds: numbe
  * with the reception's listen backlog (4096), so that 2,000 connections opening at once measure
  * the servers and not the kernel dropping SYNs at Node's default backlog of 511.
  */
-function startRawServer(): Promise<{ child: ReturnType<typeof spawn>; port: number }> {
+export function startRawServer(): Promise<{ child: ReturnType<typeof spawn>; port: number }> {
   const code = `
     const http = require('node:http');
     const server = http.createServer((req, res) => {
