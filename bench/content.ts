@@ -95,24 +95,31 @@ async function wrkRps(url: string, seconds: number): Promise<WrkResult> {
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 function cpuSecondsOf(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
+  const { user, system } = cpuSplitOf(pid);
+  return user + system;
+}
+
+/** User and system CPU seconds of a process so far (utime, stime: fields 14 and 15 of /proc/PID/stat, in 1/100 s). */
+function cpuSplitOf(pid: number | undefined): { user: number; system: number } {
+  if (pid === undefined) return { user: Number.NaN, system: Number.NaN };
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks (100 per second).
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
   } catch {
-    return Number.NaN;
+    return { user: Number.NaN, system: Number.NaN };
   }
 }
 
 /** Runs a wrk measurement and reports the server's CPU µs per request beside it. */
 async function withCpu(
-  cpu: () => number,
+  pid: () => number | undefined,
   measure: () => Promise<WrkResult>,
-): Promise<{ rps: number; cpu: number }> {
-  const before = cpu();
+): Promise<{ rps: number; cpu: number; user: number }> {
+  const before = cpuSplitOf(pid());
   const r = await measure();
-  return { rps: r.rps, cpu: ((cpu() - before) * 1e6) / r.requests };
+  const after = cpuSplitOf(pid());
+  const user = ((after.user - before.user) * 1e6) / r.requests;
+  return { rps: r.rps, cpu: user + ((after.system - before.system) * 1e6) / r.requests, user };
 }
 
 interface NginxHandle {
@@ -381,11 +388,14 @@ export async function runContentBench(): Promise<void> {
     // Warm-up (JIT, heap sizing), not counted.
     await wrkRps(smallTheirs, 2);
     await wrkRps(smallOurs, 2);
-    const best = { ours: { rps: 0, cpu: 0 }, nginx: { rps: 0, cpu: 0 } };
+    const best = { ours: { rps: 0, cpu: 0, user: 0 }, nginx: { rps: 0, cpu: 0, user: 0 } };
     for (let round = 0; round < 2; round++) {
-      const n = await withCpu(nginxCpu, () => wrkRps(smallTheirs, 4));
+      const n = await withCpu(nginx.workerPid, () => wrkRps(smallTheirs, 4));
       if (n.rps > best.nginx.rps) best.nginx = n;
-      const o = await withCpu(ownCpu, () => wrkRps(smallOurs, 4));
+      const o = await withCpu(
+        () => a.proc.child.pid,
+        () => wrkRps(smallOurs, 4),
+      );
       if (o.rps > best.ours.rps) best.ours = o;
     }
     const rpsRatio = best.ours.rps / best.nginx.rps;
@@ -394,8 +404,8 @@ export async function runContentBench(): Promise<void> {
         `nginx ${best.nginx.rps.toFixed(0)} req/s, ratio ${rpsRatio.toFixed(2)} (goal ≥ 0.5)`,
     );
     console.log(
-      `  server CPU per request (disturbed far less by a busy machine): rushgate ${best.ours.cpu.toFixed(0)} µs, ` +
-        `nginx ${best.nginx.cpu.toFixed(0)} µs`,
+      `  server CPU per request (disturbed far less by a busy machine): rushgate ${best.ours.cpu.toFixed(0)} µs ` +
+        `(user ${best.ours.user.toFixed(0)}), nginx ${best.nginx.cpu.toFixed(0)} µs (user ${best.nginx.user.toFixed(0)})`,
     );
 
     if (!smallOnly) {
@@ -462,7 +472,7 @@ const RSS_BUDGET = 256 * 1024 ** 2;
 
 /**
  * `n` downloads from loopback whose clients read at `bytesPerSecond` each (raw sockets paused and
- * resumed every 100 ms: an HTTP client library would cost more CPU than the server). Resolves
+ * resumed every 50 ms: an HTTP client library would cost more CPU than the server). Resolves
  * once every one has its `200` header; `close()` ends them all.
  */
 async function slowTransfers(
@@ -472,25 +482,32 @@ async function slowTransfers(
   bytesPerSecond: number,
 ): Promise<{ received(): number; close(): void }> {
   const sockets: net.Socket[] = [];
-  const used = new Map<net.Socket, number>();
-  const perTick = bytesPerSecond / 10;
+  // Each socket reads at most `bytesPerSecond × seconds since it connected`: paused when ahead,
+  // resumed by the tick once time has caught up. (Pausing alone is not a rate: every resume
+  // takes a whole kernel buffer's worth.)
+  const got = new Map<net.Socket, { bytes: number; since: number }>();
+  const ahead = (g: { bytes: number; since: number }) =>
+    g.bytes > (bytesPerSecond * (performance.now() - g.since)) / 1000;
   let total = 0;
   const tick = setInterval(() => {
     for (const s of sockets) {
-      used.set(s, 0);
-      if (s.isPaused()) s.resume();
+      const g = got.get(s);
+      if (g && s.isPaused() && !ahead(g)) s.resume();
     }
-  }, 100);
+  }, 50);
   const open = (i: number) =>
     new Promise<void>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1', () => {
         s.write(`GET ${pathOf(i)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
       });
       sockets.push(s);
-      used.set(s, 0);
+      const g = { bytes: 0, since: performance.now() };
+      got.set(s, g);
       let answered = false;
       s.on('data', (c: Buffer) => {
         total += c.length;
+        g.bytes += c.length;
+        if (ahead(g)) s.pause();
         if (!answered) {
           // The status line arrives in the first packet; nothing else of the answer is read.
           answered = true;
@@ -498,9 +515,6 @@ async function slowTransfers(
           if (status?.startsWith('HTTP/1.1 200 ')) resolve();
           else reject(new Error(`slow transfer ${i}: ${status}`));
         }
-        const u = (used.get(s) ?? 0) + c.length;
-        used.set(s, u);
-        if (u >= perTick) s.pause();
       });
       s.on('error', reject);
     });

@@ -113,14 +113,11 @@ export interface TransmitOptions {
  * promise, one write.
  */
 export function sendChunk(res: ServerResponse, chunk: Buffer, done: (written: boolean) => void): void {
-  let called = false;
-  const once = (written: boolean) => {
-    if (called) return;
-    called = true;
-    done(written);
-  };
-  res.once('close', () => once(res.writableFinished));
-  res.end(chunk, () => once(true));
+  // One listener, not an end callback as well: a response emits 'close' both after it finished
+  // (then writableFinished is true) and when its connection goes away first. Every listener is
+  // per-request cost on the path of a rush of small downloads.
+  res.once('close', () => done(res.writableFinished));
+  res.end(chunk);
 }
 
 /** Tracks whether the connection is gone and wakes whoever waits on a write. */

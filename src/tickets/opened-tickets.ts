@@ -8,8 +8,8 @@
  * the key ring, so a hit is exactly what decrypting again would give. Everything that depends on
  * the request or the moment — server, path, expiry and validity window, client address, notice,
  * revocation — is still checked on every request by `checkClaims`. Only tokens that opened are
- * kept, so nothing a client can forge takes a place here; bounded (least recently used goes
- * first), so a flood of valid tickets costs at most `capacity` entries. A memory belongs to one
+ * kept, so nothing a client can forge takes a place here; bounded (about the least recently used
+ * goes first), so a flood of valid tickets costs at most `capacity` entries. A memory belongs to one
  * key ring: a ring change (rotation) means a new memory, so a dropped key's tickets stop opening.
  */
 import { decryptCompact } from './jwe.js';
@@ -19,11 +19,17 @@ import { parseClaims } from './verify.js';
 /** Default entries: a few MB at ~300-character tokens, and more distinct tickets than a server serves at once. */
 export const OPENED_TICKETS_CAPACITY = 4096;
 
+interface Entry {
+  claims: Readonly<TicketClaims>;
+  /** Used since it last came up for eviction (second chance). */
+  used: boolean;
+}
+
 export class OpenedTickets {
   readonly #ring: KeyRing;
   readonly #capacity: number;
-  // A Map iterates in insertion order: re-inserting on a hit makes the first key the least recent.
-  readonly #entries = new Map<string, Readonly<TicketClaims>>();
+  // A Map iterates in insertion order, so its first key is the longest since it was (re)inserted.
+  readonly #entries = new Map<string, Entry>();
 
   constructor(ring: KeyRing, capacity = OPENED_TICKETS_CAPACITY) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError('capacity must be ≥ 1');
@@ -38,24 +44,36 @@ export class OpenedTickets {
   open(token: string): Readonly<TicketClaims> | null {
     const hit = this.#entries.get(token);
     if (hit) {
-      this.#entries.delete(token);
-      this.#entries.set(token, hit);
-      return hit;
+      // A flag rather than a re-insertion: a hit is the common case (the profile showed the
+      // Map delete + set of a strict LRU as this module's main cost).
+      hit.used = true;
+      return hit.claims;
     }
     const opened = decryptCompact(token, this.#ring);
     if (!opened.ok) return null;
     const claims = parseClaims(opened.plaintext);
     if (!claims) return null;
     const frozen = Object.freeze(claims);
-    if (this.#entries.size >= this.#capacity) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(token, frozen);
+    if (this.#entries.size >= this.#capacity) this.#evictOne();
+    this.#entries.set(token, { claims: frozen, used: false });
     return frozen;
   }
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /**
+   * Least recently used, approximately (the CLOCK policy): the oldest entry goes unless it was
+   * used since it was inserted or last passed over, in which case it moves to the back with its
+   * flag cleared. Ends within one pass over the entries, since every flag passed over is cleared.
+   */
+  #evictOne(): void {
+    for (const [token, entry] of this.#entries) {
+      this.#entries.delete(token);
+      if (!entry.used) return;
+      entry.used = false;
+      this.#entries.set(token, entry);
+    }
   }
 }
