@@ -12,8 +12,11 @@
  * Prints the numbers and the ratios; no pass/fail. Run with `node --import tsx bench/content.ts`
  * after `npm run build`,
  * or import `runContentBench()`. Then both again over HTTPS (one self-signed certificate for both): the
- * TLS rows. Takes about 90 s; needs nginx, curl and wrk on the PATH (skips,
- * saying so, when one is missing). `BENCH_SMALL_ONLY=1` runs only the 16 KiB part (for iterating).
+ * TLS rows. Then (3) memory: 1,000 downloads of the 1 GiB item in flight at once from loopback,
+ * each client reading 32 KiB/s, one ticket each, on a fresh content server: its peak RSS against
+ * a stated budget (RSS_BUDGET), nginx's worker beside it. Takes about 2 min; needs nginx, curl
+ * and wrk on the PATH (skips, saying so, when one is missing). `BENCH_SMALL_ONLY=1` runs only
+ * the 16 KiB part (for iterating).
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +33,7 @@ import {
   writeSync,
 } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -91,24 +95,31 @@ async function wrkRps(url: string, seconds: number): Promise<WrkResult> {
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 function cpuSecondsOf(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
+  const { user, system } = cpuSplitOf(pid);
+  return user + system;
+}
+
+/** User and system CPU seconds of a process so far (utime, stime: fields 14 and 15 of /proc/PID/stat, in 1/100 s). */
+function cpuSplitOf(pid: number | undefined): { user: number; system: number } {
+  if (pid === undefined) return { user: Number.NaN, system: Number.NaN };
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks (100 per second).
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
   } catch {
-    return Number.NaN;
+    return { user: Number.NaN, system: Number.NaN };
   }
 }
 
 /** Runs a wrk measurement and reports the server's CPU µs per request beside it. */
 async function withCpu(
-  cpu: () => number,
+  pid: () => number | undefined,
   measure: () => Promise<WrkResult>,
-): Promise<{ rps: number; cpu: number }> {
-  const before = cpu();
+): Promise<{ rps: number; cpu: number; user: number }> {
+  const before = cpuSplitOf(pid());
   const r = await measure();
-  return { rps: r.rps, cpu: ((cpu() - before) * 1e6) / r.requests };
+  const after = cpuSplitOf(pid());
+  const user = ((after.user - before.user) * 1e6) / r.requests;
+  return { rps: r.rps, cpu: user + ((after.system - before.system) * 1e6) / r.requests, user };
 }
 
 interface NginxHandle {
@@ -130,7 +141,7 @@ function startNginx(
     `worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
   access_log off;
   sendfile on;
@@ -283,7 +294,12 @@ export async function runContentBench(): Promise<void> {
         internalToken: randomBytes(24).toString('base64url'),
       },
       reception: { internalListen: `127.0.0.1:${recInt}`, store: 'memory:', tickets: { policy: 'expiring' } },
-      contentServers: [server('a'), server('tls', { tls: { cert: tls.cert, key: tls.key } })],
+      contentServers: [
+        server('a'),
+        server('tls', { tls: { cert: tls.cert, key: tls.key } }),
+        // The memory row: one ticket per slow client, as in a rush.
+        server('mem', { capacity: SLOW.transfers + 100, connectionsPerTicket: 1 }),
+      ],
     };
     const config = parseConfig(doc);
     const configPath = path.join(dir, 'deployment.yaml');
@@ -311,10 +327,10 @@ export async function runContentBench(): Promise<void> {
     const nginxCpu = () => cpuSecondsOf(nginx.workerPid());
     const ownCpu = () => cpuSecondsOf(a.proc.child.pid);
 
-    const ticketFor = (itemPath: string, serverId = 'a') =>
+    const ticketFor = (itemPath: string, serverId = 'a', ticketId = `bench-${itemPath}`) =>
       issueTicket(
         {
-          ticketId: `bench-${itemPath}`,
+          ticketId,
           orderId: 'bench',
           serverId,
           path: itemPath,
@@ -372,11 +388,14 @@ export async function runContentBench(): Promise<void> {
     // Warm-up (JIT, heap sizing), not counted.
     await wrkRps(smallTheirs, 2);
     await wrkRps(smallOurs, 2);
-    const best = { ours: { rps: 0, cpu: 0 }, nginx: { rps: 0, cpu: 0 } };
+    const best = { ours: { rps: 0, cpu: 0, user: 0 }, nginx: { rps: 0, cpu: 0, user: 0 } };
     for (let round = 0; round < 2; round++) {
-      const n = await withCpu(nginxCpu, () => wrkRps(smallTheirs, 4));
+      const n = await withCpu(nginx.workerPid, () => wrkRps(smallTheirs, 4));
       if (n.rps > best.nginx.rps) best.nginx = n;
-      const o = await withCpu(ownCpu, () => wrkRps(smallOurs, 4));
+      const o = await withCpu(
+        () => a.proc.child.pid,
+        () => wrkRps(smallOurs, 4),
+      );
       if (o.rps > best.ours.rps) best.ours = o;
     }
     const rpsRatio = best.ours.rps / best.nginx.rps;
@@ -385,9 +404,31 @@ export async function runContentBench(): Promise<void> {
         `nginx ${best.nginx.rps.toFixed(0)} req/s, ratio ${rpsRatio.toFixed(2)} (goal ≥ 0.5)`,
     );
     console.log(
-      `  server CPU per request (disturbed far less by a busy machine): rushgate ${best.ours.cpu.toFixed(0)} µs, ` +
-        `nginx ${best.nginx.cpu.toFixed(0)} µs`,
+      `  server CPU per request (disturbed far less by a busy machine): rushgate ${best.ours.cpu.toFixed(0)} µs ` +
+        `(user ${best.ours.user.toFixed(0)}), nginx ${best.nginx.cpu.toFixed(0)} µs (user ${best.nginx.user.toFixed(0)})`,
     );
+
+    if (!smallOnly) {
+      // A fresh server of its own, so the figure is the slow transfers' and not the heap left by
+      // the rows above.
+      const mem = await startContent(configPath, 'mem', path.join(dir, 'ready-mem.json'));
+      cleanups.push(() => mem.proc.kill().then(() => {}));
+      const tickets = Array.from({ length: SLOW.transfers }, (_, i) =>
+        ticketFor('/big.bin', 'mem', `bench-slow-${i}`),
+      );
+      const o = await rssWithSlowTransfers(mem.proc.child.pid, mem.port, (i) => `/t/${tickets[i]}/big.bin`);
+      const n = await rssWithSlowTransfers(nginx.workerPid(), nginxPort, () => '/big.bin');
+      console.log(
+        `${SLOW.transfers} slow transfers in flight (${SLOW.bytesPerSecond / 1024} KiB/s each, held ${SLOW.holdMs / 1000} s): ` +
+          `rushgate RSS ${fmtMiB(o.peak)} (idle ${fmtMiB(o.idle)}; budget ${fmtMiB(RSS_BUDGET)}, ` +
+          `${o.peak <= RSS_BUDGET ? 'within' : 'OVER'}), nginx worker RSS ${fmtMiB(n.peak)} (idle ${fmtMiB(n.idle)})`,
+      );
+      console.log(
+        `  clients received: rushgate ${fmtRate(o.rate)}, nginx ${fmtRate(n.rate)} ` +
+          `(${fmtRate(SLOW.transfers * SLOW.bytesPerSecond)} asked)`,
+      );
+      await mem.proc.kill();
+    }
 
     await tlsRows({
       smallOnly,
@@ -406,6 +447,119 @@ export async function runContentBench(): Promise<void> {
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** Resident memory of a process, bytes (VmRSS in /proc/PID/status). */
+function rssOf(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The memory row: how many transfers, how fast each client reads, how long they are held. */
+const SLOW = {
+  transfers: Number(process.env.BENCH_SLOW_TRANSFERS ?? 1000),
+  bytesPerSecond: 32 * 1024,
+  holdMs: 5000,
+  /** Connections opened at a time: the listen backlog (511) would drop a burst of 1,000 SYNs. */
+  batch: 100,
+};
+/** What the content server may take with SLOW.transfers in flight: idle (~90 MiB) + 64 KiB each + the 64 MiB large-buffer pool, rounded up. */
+const RSS_BUDGET = 256 * 1024 ** 2;
+
+/**
+ * `n` downloads from loopback whose clients read at `bytesPerSecond` each (raw sockets paused and
+ * resumed every 50 ms: an HTTP client library would cost more CPU than the server). Resolves
+ * once every one has its `200` header; `close()` ends them all.
+ */
+async function slowTransfers(
+  port: number,
+  pathOf: (i: number) => string,
+  n: number,
+  bytesPerSecond: number,
+): Promise<{ received(): number; close(): void }> {
+  const sockets: net.Socket[] = [];
+  // Each socket reads at most `bytesPerSecond × seconds since it connected`: paused when ahead,
+  // resumed by the tick once time has caught up. (Pausing alone is not a rate: every resume
+  // takes a whole kernel buffer's worth.)
+  const got = new Map<net.Socket, { bytes: number; since: number }>();
+  const ahead = (g: { bytes: number; since: number }) =>
+    g.bytes > (bytesPerSecond * (performance.now() - g.since)) / 1000;
+  let total = 0;
+  const tick = setInterval(() => {
+    for (const s of sockets) {
+      const g = got.get(s);
+      if (g && s.isPaused() && !ahead(g)) s.resume();
+    }
+  }, 50);
+  const open = (i: number) =>
+    new Promise<void>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.write(`GET ${pathOf(i)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      });
+      sockets.push(s);
+      const g = { bytes: 0, since: performance.now() };
+      got.set(s, g);
+      let answered = false;
+      s.on('data', (c: Buffer) => {
+        total += c.length;
+        g.bytes += c.length;
+        if (ahead(g)) s.pause();
+        if (!answered) {
+          // The status line arrives in the first packet; nothing else of the answer is read.
+          answered = true;
+          const status = c.toString('latin1', 0, Math.min(c.length, 64)).split('\r\n')[0];
+          if (status?.startsWith('HTTP/1.1 200 ')) resolve();
+          else reject(new Error(`slow transfer ${i}: ${status}`));
+        }
+      });
+      s.on('error', reject);
+    });
+  try {
+    for (let i = 0; i < n; i += SLOW.batch) {
+      await Promise.all(Array.from({ length: Math.min(SLOW.batch, n - i) }, (_, j) => open(i + j)));
+    }
+  } catch (err) {
+    clearInterval(tick);
+    for (const s of sockets) s.destroy();
+    throw err;
+  }
+  return {
+    received: () => total,
+    close() {
+      clearInterval(tick);
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+/** Holds SLOW.transfers slow downloads on a server and returns its idle and peak RSS. */
+async function rssWithSlowTransfers(
+  pid: number | undefined,
+  port: number,
+  pathOf: (i: number) => string,
+): Promise<{ idle: number; peak: number; rate: number }> {
+  const idle = rssOf(pid);
+  const transfers = await slowTransfers(port, pathOf, SLOW.transfers, SLOW.bytesPerSecond);
+  const start = transfers.received();
+  const started = Date.now();
+  let peak = rssOf(pid);
+  try {
+    while (Date.now() - started < SLOW.holdMs) {
+      await new Promise((r) => setTimeout(r, 200));
+      peak = Math.max(peak, rssOf(pid));
+    }
+  } finally {
+    transfers.close();
+  }
+  const rate = (transfers.received() - start) / ((Date.now() - started) / 1000);
+  return { idle, peak, rate };
+}
+
+const fmtMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
 
 /** A self-signed certificate for 127.0.0.1 (openssl), served by both rushgate and nginx. */
 function makeBenchCert(dir: string): { cert: string; key: string } {

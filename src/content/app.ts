@@ -177,8 +177,9 @@ export function buildContentServer(options: ContentServerOptions): ContentServer
   // Without a 'timeout' listener Node destroys the socket: a client that stopped reading frees its
   // slot instead of holding it forever.
   publicServer.setTimeout(options.idleTimeoutMs ?? timeouts.idleMs);
-  // Past this many sockets Node drops a new connection at once: each transfer holds two 512 KiB
-  // buffers, so connections are what bounds the memory a flood can take (issue 10).
+  // Past this many sockets Node drops a new connection at once: each transfer holds a 64 KiB read
+  // buffer (the large ones come from a capped pool, read-buffers.ts), so connections are what
+  // bounds the memory a flood can take (issue 10).
   publicServer.maxConnections = server.maxConnections ?? server.capacity * server.connectionsPerTicket + 64;
 
   // New at every start: the reception sees a restart in it and ends what the old instance held

@@ -3,18 +3,20 @@
  * ticket part (107) and the item location (108) out of the request URL
  * (`/t/{ticket}{item path}`, or just `{item path}` under policy `open`), decrypts the ticket and
  * checks it against what the reception announced in advance — the notices and revocations held
- * in the `TicketRegistry`. It never calls the reception: everything it needs is in the ticket or
+ * in the `TicketRegistry`. A ticket's decryption is remembered (`OpenedTickets`), its checks run on
+ * every request. It never calls the reception: everything it needs is in the ticket or
  * already here. Pure apart from the registry it reads; the clock comes in as `nowMs`.
  */
 import type { TicketSettings } from '../config/schema.js';
 import { type ItemPathResult, itemPathFromUrlPath } from '../items/item-path.js';
 import {
+  checkClaims,
   type KeyRing,
+  OpenedTickets,
   type RefusalCode,
   splitTicketPath,
   type TicketClaims,
   type TicketState,
-  verifyTicket,
 } from '../tickets/index.js';
 
 export type Reception =
@@ -55,15 +57,18 @@ export function buildTicketReceiver(options: {
   tickets: Pick<TicketSettings, 'policy' | 'clockSkewSeconds'>;
   ring: KeyRing;
   state: TicketState;
+  /** Opened tickets remembered (default OPENED_TICKETS_CAPACITY). */
+  openedTickets?: number;
 }): TicketReceiver {
   const { serverId, state } = options;
   const settings = {
     policy: options.tickets.policy,
     clockSkewSeconds: options.tickets.clockSkewSeconds,
-    ring: options.ring,
   };
   const open = settings.policy === 'open';
   const itemPathOf = rememberingItemPaths();
+  // Opening a ticket is remembered; judging it is not (see OpenedTickets and checkClaims).
+  const opened = new OpenedTickets(options.ring, options.openedTickets);
 
   return {
     receive(rawUrl, clientAddress, nowMs) {
@@ -85,8 +90,10 @@ export function buildTicketReceiver(options: {
       // can never be the path a ticket names, and it must never reach the file system.
       const item = itemPathOf(split.itemRawPath);
       if (!item.ok) return { kind: 'bad_path', reason: item.reason };
-      const verdict = verifyTicket(
-        split.token,
+      const claims = opened.open(split.token);
+      if (!claims) return { kind: 'refused', code: 'bad_ticket', itemPath: item.path };
+      const verdict = checkClaims(
+        claims,
         { serverId, path: item.path, clientAddress, nowMs },
         settings,
         state,

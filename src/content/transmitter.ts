@@ -2,7 +2,9 @@
  * The seed's content transmitter 143 (FIG. 4; step Sb33 of FIG. 6B): writes an item's bytes — the
  * whole item, one range, or several ranges as `multipart/byteranges` — to the client, and tells
  * the caller exactly which bytes reached the connection. Constant memory whatever the item size:
- * two read buffers per transfer, read-ahead into one while the other is written.
+ * one 64 KiB read buffer per transfer, and two 512 KiB ones (read-ahead into one while the other
+ * is written) only for a transfer whose client drains fast, from a pool with a process-wide cap
+ * (`read-buffers.ts`).
  *
  * Why hand-written rather than `send` or `fs.createReadStream().pipe(res)`: the delivery ledger
  * must learn which bytes were written even when the response is cut short (CONTRACT §4), and a
@@ -22,8 +24,8 @@ import { type FileHandle, open, realpath } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { CatalogItem } from './catalog.js';
 import type { RangePlan } from './range-plan.js';
+import { type LargeBufferPool, PaceTracker, SMALL_BUFFER, sharedLargeBuffers } from './read-buffers.js';
 
-export const READ_CHUNK = 512 * 1024;
 export const WRITE_SLICE = 64 * 1024;
 
 /** The file under an item changed since the catalog hashed it; the catalog must rescan. */
@@ -99,6 +101,10 @@ export interface TransmitOptions {
   plan: Exclude<RangePlan, { kind: 'unsatisfiable' }>;
   /** Bytes `[start, end)` of the item were written to the connection. */
   onBytes(start: number, end: number): void;
+  /** Where the large read buffers come from (tests); the process-wide pool by default. */
+  pool?: LargeBufferPool;
+  /** Milliseconds, to time each write's wait (tests); `performance.now` by default. */
+  now?: () => number;
 }
 
 /**
@@ -107,14 +113,11 @@ export interface TransmitOptions {
  * promise, one write.
  */
 export function sendChunk(res: ServerResponse, chunk: Buffer, done: (written: boolean) => void): void {
-  let called = false;
-  const once = (written: boolean) => {
-    if (called) return;
-    called = true;
-    done(written);
-  };
-  res.once('close', () => once(res.writableFinished));
-  res.end(chunk, () => once(true));
+  // One listener, not an end callback as well: a response emits 'close' both after it finished
+  // (then writableFinished is true) and when its connection goes away first. Every listener is
+  // per-request cost on the path of a rush of small downloads.
+  res.once('close', () => done(res.writableFinished));
+  res.end(chunk);
 }
 
 /** Tracks whether the connection is gone and wakes whoever waits on a write. */
@@ -150,17 +153,22 @@ class Connection {
 export async function transmit(options: TransmitOptions): Promise<boolean> {
   const { res, source, plan, onBytes } = options;
   const conn = new Connection(res);
+  const buffers = new TransferBuffers(
+    options.pool ?? sharedLargeBuffers,
+    options.size,
+    options.now ?? (() => performance.now()),
+  );
   try {
     let complete = true;
     if (plan.kind === 'full') {
-      complete = await sendRange(conn, source, 0, options.size, onBytes);
+      complete = await sendRange(conn, source, 0, options.size, onBytes, buffers);
     } else if (plan.kind === 'single') {
-      complete = await sendRange(conn, source, plan.range.start, plan.range.end + 1, onBytes);
+      complete = await sendRange(conn, source, plan.range.start, plan.range.end + 1, onBytes, buffers);
     } else {
       for (const part of plan.parts) {
         complete =
           (await conn.write(part.header)) &&
-          (await sendRange(conn, source, part.range.start, part.range.end + 1, onBytes));
+          (await sendRange(conn, source, part.range.start, part.range.end + 1, onBytes, buffers));
         if (!complete) break;
       }
       complete = complete && (await conn.write(plan.trailer));
@@ -171,7 +179,44 @@ export async function transmit(options: TransmitOptions): Promise<boolean> {
       res.once('close', () => resolve(res.writableFinished));
     });
   } finally {
+    buffers.release();
     await source.close();
+  }
+}
+
+/** One transfer's read buffers: a small one from the start, the large pair while it has earned it. */
+class TransferBuffers {
+  readonly pace = new PaceTracker();
+  #small: Buffer | null = null;
+  #pair: [Buffer, Buffer] | null = null;
+
+  constructor(
+    readonly pool: LargeBufferPool,
+    /** Bytes of the whole answer's item: a small item never needs a full small buffer. */
+    readonly size: number,
+    readonly now: () => number,
+  ) {}
+
+  /** The buffers to read into now: the large pair, or the small one alone. */
+  current(): readonly Buffer[] {
+    if (this.#pair) return this.#pair;
+    this.#small ??= Buffer.allocUnsafe(Math.max(1, Math.min(SMALL_BUFFER, this.size)));
+    return [this.#small];
+  }
+
+  get large(): boolean {
+    return this.#pair !== null;
+  }
+
+  /** Takes the large pair if the pool has one (else stays small, and asks again later). */
+  grow(): void {
+    this.#pair ??= this.pool.takePair();
+  }
+
+  /** Gives the large pair back; only when no read or write uses it. */
+  release(): void {
+    if (this.#pair) this.pool.givePair(this.#pair);
+    this.#pair = null;
   }
 }
 
@@ -182,6 +227,7 @@ async function sendRange(
   start: number,
   end: number,
   onBytes: (start: number, end: number) => void,
+  buffers: TransferBuffers,
 ): Promise<boolean> {
   if (source.body) {
     for (let pos = start; pos < end; pos += WRITE_SLICE) {
@@ -192,26 +238,44 @@ async function sendRange(
     return true;
   }
   if (end <= start) return true;
-  const chunk = Math.min(READ_CHUNK, end - start);
-  const buffers = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)] as const;
+  let set = buffers.current();
   let which = 0;
   let pos = start;
-  let reading: Promise<number> | null = source.read(buffers[0], pos, Math.min(chunk, end - pos));
+  // Set at a slow write while holding the large pair: no more read-ahead, give the pair back.
+  let shrinking = false;
+  const readInto = (buf: Buffer) => source.read(buf, pos, Math.min(buf.length, end - pos));
+  let reading: Promise<number> | null = readInto(set[0] as Buffer);
   try {
-    while (pos < end && reading) {
+    while (reading) {
       const n = await reading;
       reading = null;
       if (n === 0) throw new ItemChangedError('item', 'shrank while being sent');
-      const buf = buffers[which] as Buffer;
+      const buf = set[which] as Buffer;
       const chunkStart = pos;
       pos += n;
-      which ^= 1;
-      if (pos < end) reading = source.read(buffers[which] as Buffer, pos, Math.min(chunk, end - pos));
+      // Read ahead into the other buffer while this one is written (the large pair only).
+      if (pos < end && set.length === 2 && !shrinking) {
+        which ^= 1;
+        reading = readInto(set[which] as Buffer);
+      }
       for (let off = 0; off < n; off += WRITE_SLICE) {
         const len = Math.min(WRITE_SLICE, n - off);
+        const asked = buffers.now();
         if (!(await conn.write(buf.subarray(off, off + len)))) return false;
+        if (buffers.pace.wrote(len, buffers.now() - asked) && buffers.large) shrinking = true;
         onBytes(chunkStart + off, chunkStart + off + len);
       }
+      if (pos >= end || reading) continue;
+      // Nothing reads or is written now: the moment to change buffers.
+      if (shrinking) {
+        buffers.release();
+        shrinking = false;
+      } else if (!buffers.large && buffers.pace.fast) {
+        buffers.grow();
+      }
+      set = buffers.current();
+      which = 0;
+      reading = readInto(set[0] as Buffer);
     }
     return true;
   } finally {

@@ -13,6 +13,7 @@ export {
   JWE_ENC,
   MAX_TOKEN_LENGTH,
 } from './jwe.js';
+export { OPENED_TICKETS_CAPACITY, OpenedTickets } from './opened-tickets.js';
 export {
   type KeyRing,
   REFUSAL_CODES,
@@ -23,6 +24,7 @@ export {
 } from './types.js';
 export { splitTicketPath, TICKET_PREFIX, ticketUrl } from './url.js';
 export {
+  checkClaims,
   parseClaims,
   type RequestFacts,
   type TicketState,

@@ -92,15 +92,34 @@ export function verifyTicket(
   settings: VerifySettings,
   state?: TicketState,
 ): VerifyResult {
-  if (!Number.isFinite(facts.nowMs)) throw new RangeError('nowMs must be finite');
-  const skew = settings.clockSkewSeconds;
-  if (!Number.isFinite(skew) || skew < 0) throw new RangeError('clockSkewSeconds must be ≥ 0');
-
+  checkArguments(facts, settings);
   const opened = decryptCompact(token, settings.ring);
   if (!opened.ok) return refuse('bad_ticket');
   const claims = parseClaims(opened.plaintext);
   if (!claims) return refuse('bad_ticket');
+  return checkClaims(claims, facts, settings, state);
+}
 
+function checkArguments(facts: RequestFacts, settings: Omit<VerifySettings, 'ring'>): void {
+  if (!Number.isFinite(facts.nowMs)) throw new RangeError('nowMs must be finite');
+  const skew = settings.clockSkewSeconds;
+  if (!Number.isFinite(skew) || skew < 0) throw new RangeError('clockSkewSeconds must be ≥ 0');
+}
+
+/**
+ * Every check of {@link verifyTicket} after the ticket is opened, for claims that were opened
+ * before (`OpenedTickets`): the opening is a pure function of the token, these checks are not —
+ * they depend on the request, the clock and the server's notices and revocations, so they run on
+ * every request whatever remembered the claims.
+ */
+export function checkClaims(
+  claims: TicketClaims,
+  facts: RequestFacts,
+  settings: Omit<VerifySettings, 'ring'>,
+  state?: TicketState,
+): VerifyResult {
+  checkArguments(facts, settings);
+  const skew = settings.clockSkewSeconds;
   const policy = settings.policy;
   if (policy === 'open') return { ok: true, claims };
 
