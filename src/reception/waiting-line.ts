@@ -19,10 +19,8 @@ import type { SlotLedger } from './slot-ledger.js';
 import {
   type Calibration,
   type CalibrationSample,
-  calibratedQuote,
   calibrationOf,
   cycleDrift,
-  type ErrorFactors,
   errorFactors,
   nextRateState,
   type RateState,
@@ -30,6 +28,7 @@ import {
   retryAfterSeconds,
   type WaitModel,
   waitModel,
+  widenedRange,
 } from './wait-estimator.js';
 
 /** Grace on top of `holdSeconds`: the client's round trip and the rounding of Retry-After. */
@@ -144,8 +143,8 @@ export function buildWaitingLine(deps: {
   };
   const items = new Map<string, string | undefined>();
   const samples: CalibrationSample[] = [];
-  /** How recent waits say the model errs (`errorFactors`), refreshed every tick. */
-  let factors: ErrorFactors | undefined;
+  /** What recent waits say the range should be (`errorFactors`), refreshed every tick. */
+  let factors: { low: number; high: number } | undefined;
   let lineLength = 0;
   /** Tokens known to be in line (joined or seen here, not seen leaving): per-client place counts. */
   const inLine = new Set<string>();
@@ -166,13 +165,10 @@ export function buildWaitingLine(deps: {
   const forget = (token: string): void => {
     inLine.delete(token);
     items.delete(token);
-    firstQuotes.delete(token);
+    ranges.delete(token);
   };
-  /**
-   * What each waiter was first given, for calibration: the store keeps only the quoted estimate,
-   * and `errorFactors` measures the model's.
-   */
-  const firstQuotes = new Map<string, { range?: [number, number]; modelSeconds: number }>();
+  /** The first range each waiter was given, for calibration (the store keeps only the estimate). */
+  const ranges = new Map<string, [number, number]>();
   /** Per item, the latest wait model and what it was built from. */
   const models = new Map<string, { at: number; inputs: string; model: WaitModel }>();
   /** Per item, the cycles of its recent models, to measure how the cycle drifts (`cycleDrift`). */
@@ -255,14 +251,6 @@ export function buildWaitingLine(deps: {
   }
 
   function quote(item: string, decision: LineDecision, now: number): WaitQuote {
-    return quoteWithModel(item, decision, now).quote;
-  }
-
-  function quoteWithModel(
-    item: string,
-    decision: LineDecision,
-    now: number,
-  ): { quote: WaitQuote; modelSeconds: number } {
     const holders = monitor.usableHolders(item);
     const known = holders.length > 0 ? holders : monitor.upHolders(item);
     let capacity = 0;
@@ -330,8 +318,7 @@ export function buildWaitingLine(deps: {
       history.push({ at: now, cycleMs: cached.model.cycleMs, relVar: cached.model.cycleRelVar });
       models.set(item, cached);
     }
-    const model = cached.model.estimate(Math.max(1, decision.position - decision.freeForItem));
-    const estimate = calibratedQuote(model, factors);
+    const estimate = cached.model.estimate(Math.max(1, decision.position - decision.freeForItem));
     const ra = retryAfterSeconds({
       estimateSeconds: estimate.seconds,
       nearFront: decision.position <= Math.max(1, capacity),
@@ -342,10 +329,10 @@ export function buildWaitingLine(deps: {
     const out: WaitQuote = {
       position: decision.position,
       estimatedWaitSeconds: estimate.seconds,
-      estimatedWaitRangeSeconds: estimate.range,
       retryAfterSeconds: ra,
     };
-    return { quote: out, modelSeconds: model.seconds };
+    out.estimatedWaitRangeSeconds = widenedRange(estimate, factors);
+    return out;
   }
 
   async function sweep(now: number): Promise<void> {
@@ -379,7 +366,7 @@ export function buildWaitingLine(deps: {
     },
     async join(item, decision, now) {
       const token = tokens.mint(item, now);
-      const { quote: quoted, modelSeconds } = quoteWithModel(item, decision, now);
+      const quoted = quote(item, decision, now);
       const joined = await store.joinLine(
         {
           token,
@@ -394,11 +381,10 @@ export function buildWaitingLine(deps: {
         return { kind: 'full' };
       }
       items.set(token, item);
-      if (firstQuotes.size >= IN_LINE_MAX) firstQuotes.delete(firstQuotes.keys().next().value as string);
-      firstQuotes.set(token, {
-        modelSeconds,
-        ...(quoted.estimatedWaitRangeSeconds ? { range: quoted.estimatedWaitRangeSeconds } : {}),
-      });
+      if (quoted.estimatedWaitRangeSeconds) {
+        if (ranges.size >= IN_LINE_MAX) ranges.delete(ranges.keys().next().value as string);
+        ranges.set(token, quoted.estimatedWaitRangeSeconds);
+      }
       lastEstimate = quoted.estimatedWaitSeconds;
       lastRange = quoted.estimatedWaitRangeSeconds;
       lineLength = Math.max(lineLength, joined.position);
@@ -421,15 +407,14 @@ export function buildWaitingLine(deps: {
     async admitted(token, now) {
       const entry = await store.leaveLine(token);
       beingAdmitted.delete(token);
-      const first = firstQuotes.get(token);
+      const range = ranges.get(token);
       forget(token);
       if (!entry) return;
       admittedSinceTick += 1;
       samples.push({
         estimateSeconds: entry.firstEstimateSeconds,
         actualSeconds: (now - entry.joinedAt) / 1000,
-        ...(first ? { modelSeconds: first.modelSeconds } : {}),
-        ...(first?.range ? { lowSeconds: first.range[0], highSeconds: first.range[1] } : {}),
+        ...(range ? { lowSeconds: range[0], highSeconds: range[1] } : {}),
       });
       if (samples.length > CALIBRATION_WINDOW) samples.splice(0, samples.length - CALIBRATION_WINDOW);
     },
