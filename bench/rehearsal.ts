@@ -8,9 +8,12 @@
  * first estimate (45–55 % admitted by it, median relative error ≤ 0.2, 75–85 % inside its range),
  * and every buyer admitted with its file intact.
  * `RUSHGATE_BENCH_REHEARSALS=40` (or `10000`, comma-separated) picks rehearsals.
+ * `RUSHGATE_BENCH_BUYERS=DIR` keeps every buyer's record (`rushgate rush --buyers`) in
+ * DIR/rehearsal-N.jsonl, to examine calibration and order by arrival time.
  * Run with `npm run bench -- rehearsal` or `node --import tsx bench/rehearsal.ts` after a build.
  */
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runRushReport, startUpDeployment } from './rush-deployment.js';
 
@@ -52,6 +55,8 @@ const REHEARSALS: Rehearsal[] = [
   },
 ];
 
+const BUYERS_DIR = process.env.RUSHGATE_BENCH_BUYERS;
+
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(0)} %`;
 const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined ? 'n/a' : x.toFixed(d));
@@ -87,6 +92,7 @@ async function rehearse(r: Rehearsal): Promise<void> {
         String(r.rampSeconds),
         '--max-seconds',
         String(r.maxSeconds),
+        ...(BUYERS_DIR ? ['--buyers', path.join(BUYERS_DIR, `rehearsal-${r.name}.jsonl`)] : []),
       ],
       (r.maxSeconds + 60) * 1000,
     );

@@ -52,6 +52,8 @@ export interface RushDeps {
   signal?: AbortSignal;
   /** Called as buyers finish, e.g. for a progress line. */
   onBuyerDone?(done: number, total: number): void;
+  /** Given every buyer's record at the end, in the order they finished (`rushgate rush --buyers`). */
+  onRecords?(records: readonly BuyerRecord[]): void;
 }
 
 const STATUS_SAMPLE_MS = 500;
@@ -298,6 +300,7 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
       errorCode: 'unfinished',
     });
   }
+  deps.onRecords?.(records);
   return buildReport(records, {
     url: opts.url,
     clients: opts.clients,

@@ -2,12 +2,16 @@
  * `rushgate rush` against a small real deployment (three content servers of capacity 2): twelve
  * simulated buyers rush one item at once, some wait in line, all get it; the report has no errors
  * and its totals match the reception's own metrics (`GET {internal}/metrics`): tickets per server,
- * busy answers, order and ticket requests, admissions from the line, fulfilled transfers.
+ * busy answers, order and ticket requests, admissions from the line, fulfilled transfers; and
+ * `--buyers FILE` holds the per-buyer records those totals are made of.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import type { RushReport } from '../../src/client/rush-report.js';
+import type { BuyerRecord, RushReport } from '../../src/client/rush-report.js';
 import { runRushgate } from '../helpers/proc.js';
 import { metricValue, readJsonLine, type Stack, startStack, waitUntil } from './get-harness.js';
 
@@ -32,8 +36,19 @@ after(async () => {
 test('a rush of 12 buyers: no errors, and totals that match the reception metrics', {
   timeout: 180_000,
 }, async () => {
+  const buyersFile = path.join(mkdtempSync(path.join(tmpdir(), 'rushgate-buyers-')), 'buyers.jsonl');
   const r = await runRushgate(
-    ['rush', stack.url(ITEM), '--clients', String(CLIENTS), '--json', '--max-seconds', '150'],
+    [
+      'rush',
+      stack.url(ITEM),
+      '--clients',
+      String(CLIENTS),
+      '--json',
+      '--max-seconds',
+      '150',
+      '--buyers',
+      buyersFile,
+    ],
     {
       timeoutMs: 170_000,
     },
@@ -50,6 +65,21 @@ test('a rush of 12 buyers: no errors, and totals that match the reception metric
   assert.ok(report.completionSeconds.p99! >= report.completionSeconds.p50!);
   assert.equal(report.throughput.bytes, CLIENTS * 16 * 1024 * 1024);
   assert.ok(report.calibration.samples > 0);
+  const buyers = readFileSync(buyersFile, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as BuyerRecord);
+  assert.equal(buyers.length, CLIENTS, 'one record per buyer');
+  assert.ok(buyers.every((b) => b.outcome === 'done' && b.admittedAtMs !== undefined));
+  assert.equal(
+    buyers.reduce((n, b) => n + b.bytes, 0),
+    report.throughput.bytes,
+  );
+  assert.equal(
+    buyers.filter((b) => b.firstEstimateSeconds !== undefined).length,
+    report.waited,
+    'the waiters are the buyers with a first estimate',
+  );
 
   // The content servers report fulfilment within about a second; wait for the last events.
   await waitUntil(

@@ -1,10 +1,12 @@
 /**
  * `rushgate rush URL --clients N [--concurrency C] [--rate R] [--status URL] [--max-seconds S]
- * [--json]`: rehearses a launch with N simulated buyers that behave like `rushgate get` (see
+ * [--json] [--buyers FILE]`: rehearses a launch with N simulated buyers that behave like `rushgate get` (see
  * `client/rush.ts`) and prints what happened (CONTRACT §5). Exit 0 when every buyer got its item
  * intact, 1 otherwise.
  */
+import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { BuyerRecord } from '../../client/rush-report.js';
 import { UsageError } from '../../errors.js';
 
 interface RushFlags {
@@ -16,6 +18,7 @@ interface RushFlags {
   fifoTolerance: string;
   ramp: string;
   json?: boolean;
+  buyers?: string;
 }
 
 /** Every buyer at once, as in a real rush, up to what one process's open files allow. */
@@ -53,6 +56,10 @@ export function registerRushCommand(program: Command): void {
     .option('--fifo-tolerance <s>', 'admissions out of line order by more than this count as inversions', '1')
     .option('--max-seconds <s>', 'stop the rehearsal after this long; unfinished buyers are reported', '300')
     .option('--json', 'print the report as one JSON object on the last line of stdout')
+    .option(
+      '--buyers <file>',
+      "write every buyer's record (arrival, first estimate and range, admission, outcome) to FILE, one JSON object per line",
+    )
     .action(async (url: string, flags: RushFlags) => {
       // Loaded only when the command runs, so that other commands start without the client's modules.
       const [{ systemClock }, { runRush }, { formatReport }, { parseRate, parseSeconds }] = await Promise.all(
@@ -92,6 +99,17 @@ export function registerRushCommand(program: Command): void {
           {
             clock: systemClock,
             signal: controller.signal,
+            ...(flags.buyers === undefined
+              ? {}
+              : {
+                  // The per-buyer figures behind the report's aggregates: calibration and FIFO order
+                  // can be examined by arrival time (the report gives only their medians and counts).
+                  onRecords: (records: readonly BuyerRecord[]) =>
+                    writeFileSync(
+                      flags.buyers as string,
+                      records.map((r) => `${JSON.stringify(r)}\n`).join(''),
+                    ),
+                }),
             ...(tty
               ? {
                   onBuyerDone: (done: number, total: number) =>
