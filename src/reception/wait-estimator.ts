@@ -417,6 +417,26 @@ export function cycleDrift(history: readonly { cycleMs: number; relVar: number }
   return Math.max(0, variance - noise);
 }
 
+/**
+ * The drift assumed for a cycle watched only briefly, as a relative standard deviation: what a
+ * rush does to it before `cycleDrift` has seen enough to say. In a 10,000-buyer rehearsal
+ * (`rushgate rush --buyers`, by arrival time) the waiters who joined in the first 8 s were quoted
+ * 20–40 % short — the cycle lengthened as the rush loaded the machines — and their 80 % ranges
+ * held 7–20 % of them, while later joiners were quoted within 15 %.
+ */
+const UNWATCHED_DRIFT_REL_SD = 0.25;
+/** How long the cycle must be watched before that assumption is gone (the drift window). */
+const DRIFT_WATCH_MS = 30_000;
+
+/**
+ * The relative variance to add for a cycle watched for `watchedMs`: `UNWATCHED_DRIFT_REL_SD`
+ * squared at first, falling to 0 once it has been watched for `DRIFT_WATCH_MS`. Pure.
+ */
+export function unwatchedDrift(watchedMs: number): number {
+  const left = Math.min(1, Math.max(0, 1 - watchedMs / DRIFT_WATCH_MS));
+  return (UNWATCHED_DRIFT_REL_SD * left) ** 2;
+}
+
 /** Positions whose answers one model keeps; beyond this it starts over (a bounded memo). */
 const MEMO_MAX = 4096;
 

@@ -26,6 +26,7 @@ import {
   type RateState,
   rateOf,
   retryAfterSeconds,
+  unwatchedDrift,
   type WaitModel,
   waitModel,
   widenedRange,
@@ -312,7 +313,11 @@ export function buildWaitingLine(deps: {
           // a few seconds of them, not the EWMA's whole memory.
           rateWindowSeconds: Math.min(ledger.completionRateSeconds(), lineRate.seconds),
           coldStartServiceMs: coldStartMs(item, known),
-          cycleDriftRelVar: cycleDrift(history),
+          // The drift seen, or, while the cycle has been watched only briefly, what a rush does.
+          cycleDriftRelVar: Math.max(
+            cycleDrift(history),
+            unwatchedDrift(history.length > 0 ? now - (history[0]?.at ?? now) : 0),
+          ),
         }),
       };
       history.push({ at: now, cycleMs: cached.model.cycleMs, relVar: cached.model.cycleRelVar });

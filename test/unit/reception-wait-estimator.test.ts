@@ -9,6 +9,7 @@ import {
   meanServiceMs,
   nextRate,
   retryAfterSeconds,
+  unwatchedDrift,
   widenedRange,
 } from '../../src/reception/wait-estimator.js';
 import {
@@ -246,6 +247,14 @@ describe('a cycle that drifts', () => {
     const d = cycleDrift(rising);
     assert.ok(d > 0.05 && d < 0.2, `${d}`);
     assert.equal(cycleDrift(rising.slice(0, 2)), 0, 'two models say nothing');
+  });
+
+  it('assumes a rush’s drift for a cycle watched only briefly, none after the drift window', () => {
+    assert.ok(Math.abs(unwatchedDrift(0) - 0.25 ** 2) < 1e-12);
+    assert.ok(Math.abs(unwatchedDrift(15_000) - 0.125 ** 2) < 1e-12);
+    assert.equal(unwatchedDrift(30_000), 0);
+    assert.equal(unwatchedDrift(600_000), 0);
+    assert.ok(Math.abs(unwatchedDrift(-5) - 0.25 ** 2) < 1e-12, 'a clock step back is no watching');
   });
 
   it('widens the range by the drift, and leaves the median alone', () => {
