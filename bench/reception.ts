@@ -116,6 +116,24 @@ export function runWrk(
  * with the reception's listen backlog (4096), so that 2,000 connections opening at once measure
  * the servers and not the kernel dropping SYNs at Node's default backlog of 511.
  */
+/**
+ * The deployment's content servers and its SQLite reception as processes of their own, quiet
+ * (errors only); `nodeArgs` go to the reception (`--cpu-prof` for the benches' profiles).
+ */
+export function startBenchProcesses(
+  d: TestDeployment,
+  nodeArgs?: string[],
+): { content: Proc[]; reception: Proc } {
+  const content = d.config.contentServers.map((s) =>
+    startRushgate(['content', '--config', d.configPath, '--id', s.id], { env: { LOG_LEVEL: 'error' } }),
+  );
+  const reception = startRushgate(['reception', '--config', d.configPath], {
+    env: { LOG_LEVEL: 'error' },
+    ...(nodeArgs ? { nodeArgs } : {}),
+  });
+  return { content, reception };
+}
+
 export function startRawServer(): Promise<{ child: ReturnType<typeof spawn>; port: number }> {
   const code = `
     const http = require('node:http');
@@ -233,15 +251,11 @@ async function setUp(grantJwks: string): Promise<Setup> {
 
   const procs: Proc[] = [];
   try {
-    for (const s of d.config.contentServers) {
-      procs.push(
-        startRushgate(['content', '--config', d.configPath, '--id', s.id], { env: { LOG_LEVEL: 'error' } }),
-      );
-    }
-    const reception = startRushgate(['reception', '--config', d.configPath], {
-      env: { LOG_LEVEL: 'error' },
-      ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
-    });
+    const { content, reception } = startBenchProcesses(
+      d,
+      PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : undefined,
+    );
+    procs.push(...content);
     const memReception = startRushgate(['reception', '--config', memFile], { env: { LOG_LEVEL: 'error' } });
     procs.push(reception, memReception);
     await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: reception, timeoutMs: 20_000 });

@@ -25,9 +25,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { makeDeployment, type TestDeployment, withPortRetry } from '../test/helpers/deployment.js';
-import { type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
+import { type Proc, waitForHttp } from '../test/helpers/proc.js';
 import { type LoadResult, postRequest, runLoad } from './load-client.js';
-import { runWrk, startRawServer } from './reception.js';
+import { runWrk, startBenchProcesses, startRawServer } from './reception.js';
 
 const CONNECTIONS = 2000;
 const SHORT = Number(process.env.RUSHGATE_BENCH_SECONDS ?? 0) || undefined;
@@ -91,16 +91,11 @@ async function deploy(opts: {
     d.writeItem('/bench.bin', 'x'.repeat(1024));
     const procs: Proc[] = [];
     try {
-      for (const s of d.config.contentServers) {
-        procs.push(
-          startRushgate(['content', '--config', d.configPath, '--id', s.id], { env: { LOG_LEVEL: 'error' } }),
-        );
-      }
-      const reception = startRushgate(['reception', '--config', d.configPath], {
-        env: { LOG_LEVEL: 'error' },
-        ...(opts.profile && PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
-      });
-      procs.push(reception);
+      const { content, reception } = startBenchProcesses(
+        d,
+        opts.profile && PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : undefined,
+      );
+      procs.push(...content, reception);
       await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: reception, timeoutMs: 20_000 });
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline) {

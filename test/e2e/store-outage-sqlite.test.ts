@@ -8,27 +8,14 @@
  * never a 500; `/healthz` is 503; once the limit is lifted orders are taken again, no restart.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { hasPrlimit, setFsize } from '../helpers/prlimit.js';
 import { waitUntil } from '../helpers/wait.js';
 import { type ApiJson, type Cluster, postOrder, startCluster } from './reception-cluster.js';
 
 const BURST = 30;
 
-function hasPrlimit(): boolean {
-  try {
-    execFileSync('prlimit', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Sets the soft file size limit of `pid` (bytes, or "unlimited"); the hard limit stays. */
-function setFsize(pid: number, soft: number | 'unlimited'): void {
-  execFileSync('prlimit', ['--pid', String(pid), `--fsize=${soft}:`]);
-}
-
 async function healthz(pub: string): Promise<number> {
   const res = await fetch(`${pub}/healthz`);
   await res.arrayBuffer();

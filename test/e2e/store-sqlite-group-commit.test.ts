@@ -8,28 +8,15 @@
  * fails in the kernel as on a full disk (Node ignores SIGXFSZ, so the process lives on).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isStoreUnavailable, openStore, type Store } from '../../src/store/index.js';
 import { silentLogger } from '../../src/util/log.js';
+import { hasPrlimit, setFsize } from '../helpers/prlimit.js';
 
 const LIMITS = { capacity: 5, untracked: 0, maxTicketsPerOrder: 5 };
-
-function hasPrlimit(): boolean {
-  try {
-    execFileSync('prlimit', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function setFsize(soft: number | 'unlimited'): void {
-  execFileSync('prlimit', ['--pid', String(process.pid), `--fsize=${soft}:`]);
-}
 
 function order(id: string, at = 1) {
   return { id, item: '/x', clientAddress: '127.0.0.1', createdAt: at };
@@ -121,12 +108,12 @@ test('sqlite: a failed COMMIT fails its whole batch, and the index is the file a
       store.leaveLine('q0'),
       store.getOrder('o1'),
     ];
-    setFsize(1);
+    setFsize(process.pid, 1);
     let settled: PromiseSettledResult<unknown>[];
     try {
       settled = await Promise.allSettled(calls);
     } finally {
-      setFsize('unlimited');
+      setFsize(process.pid, 'unlimited');
     }
     for (const [i, s] of settled.entries()) {
       assert.equal(s.status, 'rejected', `call ${i} of the failed batch`);

@@ -11,7 +11,8 @@ import { buildLoadReport, ServiceTimes, ThroughputMeter } from '../../src/conten
 import { judgeRequest, retryAfterFrom } from '../../src/content/request-processing.js';
 import { buildTicketReceiver } from '../../src/content/ticket-receiver.js';
 import { normalizeUntil, TicketRegistry } from '../../src/content/ticket-registry.js';
-import { issueTicket, type KeyRing, type TicketClaims, type TicketPolicy } from '../../src/tickets/index.js';
+import type { KeyRing, TicketClaims, TicketPolicy } from '../../src/tickets/index.js';
+import { mintTestTicket } from '../helpers/tickets.js';
 
 const ring: KeyRing = [{ id: 'k1', key: new Uint8Array(randomBytes(32)) }];
 const NOW = 1_700_000_000_000;
@@ -95,24 +96,13 @@ function mint(
   policy: TicketPolicy,
   over: Partial<{ serverId: string; path: string; nowMs: number; client: string }> = {},
 ) {
-  return issueTicket(
-    {
-      ticketId: `t-${randomBytes(4).toString('hex')}`,
-      orderId: 'o1',
-      serverId: over.serverId ?? 'a',
-      path: over.path ?? '/dir/file one.bin',
-      clientAddress: over.client ?? '127.0.0.1',
-      nowMs: over.nowMs ?? NOW,
-    },
-    {
-      policy,
-      ttlSeconds: 600,
-      startDelaySeconds: 0,
-      bindClientAddress: policy === 'strict',
-      bindPrefix: { ipv4: 32, ipv6: 64 },
-    },
-    ring,
-  );
+  return mintTestTicket(ring, policy, {
+    orderId: 'o1',
+    serverId: over.serverId ?? 'a',
+    path: over.path ?? '/dir/file one.bin',
+    client: over.client ?? '127.0.0.1',
+    nowMs: over.nowMs ?? NOW,
+  });
 }
 
 describe('ticket receiver', () => {

@@ -9,31 +9,21 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { buildTicketReceiver } from '../../src/content/ticket-receiver.js';
 import { TicketRegistry } from '../../src/content/ticket-registry.js';
-import { issueTicket, type KeyRing, OpenedTickets, type TicketPolicy } from '../../src/tickets/index.js';
+import { type KeyRing, OpenedTickets, type TicketPolicy } from '../../src/tickets/index.js';
+import { mintTestTicket } from '../helpers/tickets.js';
 
 const ring: KeyRing = [{ id: 'k1', key: new Uint8Array(randomBytes(32)) }];
 const NOW = 1_700_000_000_000;
 const PATH = '/dir/file.bin';
 
 function mint(policy: TicketPolicy, over: { orderId?: string; client?: string } = {}) {
-  return issueTicket(
-    {
-      ticketId: `t-${randomBytes(4).toString('hex')}`,
-      orderId: over.orderId ?? 'o1',
-      serverId: 'a',
-      path: PATH,
-      clientAddress: over.client ?? '203.0.113.7',
-      nowMs: NOW,
-    },
-    {
-      policy,
-      ttlSeconds: 600,
-      startDelaySeconds: 0,
-      bindClientAddress: policy === 'strict',
-      bindPrefix: { ipv4: 32, ipv6: 64 },
-    },
-    ring,
-  );
+  return mintTestTicket(ring, policy, {
+    orderId: over.orderId ?? 'o1',
+    serverId: 'a',
+    path: PATH,
+    client: over.client ?? '203.0.113.7',
+    nowMs: NOW,
+  });
 }
 
 describe('OpenedTickets', () => {
