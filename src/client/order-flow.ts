@@ -278,6 +278,7 @@ function admit(opts: OrderFlowOptions, orderId: string | undefined): Promise<Adm
     clock: opts.clock,
     ask,
     readPlace: (token, signal) => reception.queue(token, signal),
+    ...(orderId === undefined ? {} : { holdWithoutToken: true }),
     ...(opts.deadline === undefined ? {} : { deadline: opts.deadline }),
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.observer ? { observer: opts.observer } : {}),

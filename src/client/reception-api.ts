@@ -217,7 +217,8 @@ export function createReceptionClient(options: ReceptionClientOptions): Receptio
         {},
         queueToken ? { 'rushgate-queue-token': queueToken } : {},
         signal,
-        queueToken ? ask : undefined,
+        // Held open without a token: the order itself is the client's place (CONTRACT §3).
+        ask,
       );
     },
     async queue(token, signal) {

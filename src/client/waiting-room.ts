@@ -184,6 +184,11 @@ export interface WaitOptions {
   placeReadIntervalMs?: number;
   /** Give up when the reception has not answered for this long; default 60 s. */
   unreachableGiveUpMs?: number;
+  /**
+   * Ask to be held open from the first try, without a queue token: a fresh ticket's order is
+   * its place (CONTRACT §3). Otherwise only a retry with a token asks.
+   */
+  holdWithoutToken?: boolean;
 }
 
 export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
@@ -206,7 +211,7 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
     // A held retry follows its answer at once, with no sleep that would notice an abort.
     if (opts.signal?.aborted) throw opts.signal.reason;
     const askedAt = clock.now();
-    const hold = queueToken ? preferWaitSeconds(askedAt, opts.deadline) : undefined;
+    const hold = queueToken || opts.holdWithoutToken ? preferWaitSeconds(askedAt, opts.deadline) : undefined;
     // The first try always runs to its answer, so `--max-wait 0` means "try once".
     const answer = await askBefore(opts, queueToken, tries++ === 0, hold);
     const now = clock.now();
@@ -252,7 +257,7 @@ export async function waitForTicket(opts: WaitOptions): Promise<Admission> {
     const probeHold =
       holds === 'unknown' &&
       answer.kind === 'busy' &&
-      queueToken !== undefined &&
+      (queueToken !== undefined || opts.holdWithoutToken === true) &&
       preferWaitSeconds(now, opts.deadline) !== undefined;
     const step = decide(answer, now, {
       deadline: opts.deadline,

@@ -389,7 +389,7 @@ export function buildAcceptor(deps: AcceptorDeps): FastifyInstance {
         return sendError(reply, 'bad_request', 'The body must be empty or {}.');
       const id = orderIdParam.safeParse(req.params.orderId);
       if (!id.success) return sendError(reply, 'unknown_order');
-      const outcome = await desk.freshTicket(id.data, req.clientAddress);
+      const outcome = await desk.freshTicket(id.data, req.clientAddress, heldWait(req, reply));
       return sendOutcome(reply, outcome, '', started);
     },
   );

@@ -84,7 +84,15 @@ export interface OrderDesk {
   placeOrder(req: OrderRequest): Promise<OrderOutcome>;
   /** Why an order for this item would be refused at once (unknown item, not ready), if it would. */
   checkItem(item: string): ErrorCode | undefined;
-  freshTicket(orderId: string, clientAddress: string): Promise<OrderOutcome>;
+  /**
+   * A fresh ticket for an admitted order (CONTRACT §3). Its order was admitted once, so it comes
+   * before the line; with `Prefer: wait` a busy answer is held open like a waiter's retry.
+   */
+  freshTicket(
+    orderId: string,
+    clientAddress: string,
+    hold?: { preferWaitMs?: number | undefined; signal?: AbortSignal | undefined },
+  ): Promise<OrderOutcome>;
   getOrder(orderId: string): Promise<OrderRecord | undefined>;
   queueStatus(token: string): Promise<WaitQuote | undefined>;
   revokeOrder(orderId: string): Promise<RevokeOutcome | undefined>;
@@ -490,6 +498,132 @@ export function buildOrderDesk(deps: {
     return pending;
   }
 
+  /** Fresh-ticket requests held open now: the place a busy one is told it has. */
+  let freshHeld = 0;
+  /** Held fresh tickets go before every waiter (seqs are positive), first come first served. */
+  let freshSeq = Number.MIN_SAFE_INTEGER;
+
+  /**
+   * One try for a fresh ticket; `front` in the answer says whether it comes before the line.
+   *
+   * An order whose latest ticket ended unfulfilled (unused, cut off, its server lost) was
+   * admitted once and never got its item, so it is not queued again behind everyone who came
+   * after it: it takes any free slot, one held for a waiter included (that waiter, still first in
+   * line, gets the next). Queued as a newcomer it waited for the whole line to drain: in a
+   * 10,000-buyer rehearsal on a loaded machine, buyers slower than `claimSecondsWhileWaiting` to
+   * start were served last, with most of the FIFO inversions. A hoarder gains little by it: only
+   * an order's first unused ticket earns it that place (a slow client is slow once; one that
+   * lets ticket after ticket lapse honours the line from its second), and each still lapses.
+   * After a fulfilled download a fresh ticket is a second download, no line bypass: it honours the
+   * holds like a newcomer.
+   */
+  async function fresh(
+    orderId: string,
+    clientAddress: string,
+    reserved?: () => void,
+  ): Promise<{ outcome: OrderOutcome; front: boolean; item?: string }> {
+    const refuse = (outcome: OrderOutcome) => ({ outcome, front: false });
+    const order = await store.getOrder(orderId);
+    if (!order) return refuse({ kind: 'error', code: 'unknown_order' });
+    if (order.tickets.some((t) => t.status === 'revoked')) {
+      return refuse({ kind: 'error', code: 'order_closed', message: 'This order was revoked.' });
+    }
+    // A refunded purchase's order may have had no ticket to revoke yet (CONTRACT §7).
+    if (order.purchase && (await store.isPurchaseRevoked(order.purchase))) {
+      return refuse({ kind: 'error', code: 'order_closed', message: 'This purchase was refunded.' });
+    }
+    if (order.tickets.length >= rc.tickets.maxTicketsPerOrder) {
+      return refuse({ kind: 'error', code: 'ticket_limit_reached' });
+    }
+    const unknown = unknownItem(order.item);
+    if (unknown) return refuse(unknown);
+    const now = clock.now();
+    const latest = order.tickets.at(-1);
+    // One live ticket per order (CONTRACT §3): while the latest is issued or downloading,
+    // unexpired, on a server that is up, a fresh one would be a second slot for one order.
+    if (
+      latest &&
+      (latest.status === 'issued' || latest.status === 'downloading') &&
+      latest.expiresAt > now &&
+      monitor.server(latest.server)?.health.status === 'up'
+    ) {
+      const untilLapse = Math.ceil((latest.expiresAt - now) / 1000);
+      return refuse({
+        kind: 'error',
+        code: 'ticket_live',
+        retryAfterSeconds: Math.max(1, Math.min(rc.queue.maxRetryAfterSeconds, untilLapse)),
+      });
+    }
+    const unused = order.tickets.filter((t) => t.status === 'lapsed' && t.startedAt === undefined).length;
+    const front = latest?.status !== 'fulfilled' && unused <= 1;
+    // Behind the line, slots held for waiters stay theirs (taken out of every server's free slots).
+    const decision = !front && rc.queue.enabled ? await line.decide({ item: order.item }, now) : undefined;
+    // Its old ticket's slot is given up in the same step as the new one is reserved.
+    const allocation = allocate({
+      servers: monitor.snapshots(order.item, decision?.heldAhead ?? new Map()),
+      tieTolerance: rc.allocation.tieTolerance,
+      ...(latest ? { avoid: new Set([latest.server]) } : {}),
+    });
+    last = { item: order.item, at: now, allocation };
+    const got =
+      allocation.ranked.length > 0
+        ? await ticketOn(order, allocation.ranked, clientAddress, reserved)
+        : undefined;
+    if (got === undefined) {
+      const position = front ? freshHeld + 1 : line.length() + 1;
+      return {
+        outcome: { kind: 'busy', queueToken: null, ...line.quote(order.item, outsideLine(position), now) },
+        front,
+        item: order.item,
+      };
+    }
+    if ('code' in got)
+      return refuse({ kind: 'error', code: got.code, ...(got.message ? { message: got.message } : {}) });
+    return { outcome: { kind: 'ticketed', order: got.order, ticket: got.ticket }, front };
+  }
+
+  /** A busy fresh-ticket request with `Prefer: wait`: held, ahead of the line's waiters. */
+  async function holdFresh(
+    orderId: string,
+    item: string,
+    clientAddress: string,
+    first: Extract<OrderOutcome, { kind: 'busy' }>,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<OrderOutcome> {
+    const again = async (reserved?: () => void): Promise<OrderOutcome> => {
+      try {
+        return (await fresh(orderId, clientAddress, reserved)).outcome;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'store_unavailable')
+          return { kind: 'error', code: 'store_unavailable', retryAfterSeconds: 1 };
+        throw err;
+      }
+    };
+    const pending = held.hold<OrderOutcome>({
+      seq: freshSeq++,
+      // Not the item's line group: a fresh ticket that stays busy must not stop its waiters' tries.
+      group: `\0fresh ${item}`,
+      deadline: clock.now() + waitMs,
+      signal,
+      attempt: async (reserved) => {
+        const o = await again(reserved).catch((): OrderOutcome | undefined => undefined);
+        return o === undefined || o.kind === 'busy' ? undefined : o;
+      },
+      expire: async () => {
+        const o = await again().catch(() => first);
+        return o.kind === 'busy' ? { ...o, heldMs: waitMs } : o;
+      },
+    });
+    if (pending === undefined) return first;
+    freshHeld += 1;
+    try {
+      return await pending;
+    } finally {
+      freshHeld -= 1;
+    }
+  }
+
   return {
     async placeOrder(req) {
       active += 1;
@@ -513,65 +647,15 @@ export function buildOrderDesk(deps: {
     wake: () => held.wake(),
     releaseHeld: () => held.close(),
 
-    async freshTicket(orderId, clientAddress) {
+    async freshTicket(orderId, clientAddress, hold) {
       active += 1;
       try {
-        const order = await store.getOrder(orderId);
-        if (!order) return { kind: 'error', code: 'unknown_order' };
-        if (order.tickets.some((t) => t.status === 'revoked')) {
-          return { kind: 'error', code: 'order_closed', message: 'This order was revoked.' };
-        }
-        // A refunded purchase's order may have had no ticket to revoke yet (CONTRACT §7).
-        if (order.purchase && (await store.isPurchaseRevoked(order.purchase))) {
-          return { kind: 'error', code: 'order_closed', message: 'This purchase was refunded.' };
-        }
-        if (order.tickets.length >= rc.tickets.maxTicketsPerOrder) {
-          return { kind: 'error', code: 'ticket_limit_reached' };
-        }
-        const refused = unknownItem(order.item);
-        if (refused) return refused;
-        const now = clock.now();
-        const previous = order.tickets.at(-1)?.server;
-        // One live ticket per order (CONTRACT §3): while the latest is issued or downloading,
-        // unexpired, on a server that is up, a fresh one would be a second slot for one order.
-        const latest = order.tickets.at(-1);
-        if (
-          latest &&
-          (latest.status === 'issued' || latest.status === 'downloading') &&
-          latest.expiresAt > now &&
-          monitor.server(latest.server)?.health.status === 'up'
-        ) {
-          const untilLapse = Math.ceil((latest.expiresAt - now) / 1000);
-          return {
-            kind: 'error',
-            code: 'ticket_live',
-            retryAfterSeconds: Math.max(1, Math.min(rc.queue.maxRetryAfterSeconds, untilLapse)),
-          };
-        }
-        // Slots held for waiters stay theirs: the line decides as for a newcomer, and its holds
-        // are taken out of every server's free slots (a fresh ticket is no line bypass).
-        const decision = rc.queue.enabled ? await line.decide({ item: order.item }, now) : undefined;
-        // An admitted order is re-routed, not queued again: it takes a free slot like the front
-        // of the line would (its old ticket's slot is given up in the same step).
-        const allocation = allocate({
-          servers: monitor.snapshots(order.item, decision?.heldAhead ?? new Map()),
-          tieTolerance: rc.allocation.tieTolerance,
-          ...(previous ? { avoid: new Set([previous]) } : {}),
-        });
-        last = { item: order.item, at: now, allocation };
-        const got =
-          allocation.ranked.length > 0 ? await ticketOn(order, allocation.ranked, clientAddress) : undefined;
-        if (got === undefined) {
-          const position = line.length() + 1;
-          return {
-            kind: 'busy',
-            queueToken: null,
-            ...line.quote(order.item, outsideLine(position), now),
-          };
-        }
-        if ('code' in got)
-          return { kind: 'error', code: got.code, ...(got.message ? { message: got.message } : {}) };
-        return { kind: 'ticketed', order: got.order, ticket: got.ticket };
+        const { outcome, front, item } = await fresh(orderId, clientAddress);
+        const waitMs = hold?.preferWaitMs;
+        // Behind the line there is no place to hold (no token): answered at once, as a newcomer.
+        if (outcome.kind !== 'busy' || !front || item === undefined || waitMs === undefined || waitMs <= 0)
+          return outcome;
+        return await holdFresh(orderId, item, clientAddress, outcome, waitMs, hold?.signal);
       } finally {
         active -= 1;
       }

@@ -36,10 +36,11 @@ const oneSlotCluster = (reception: Record<string, unknown>) =>
 async function heldUntilTicketed(
   c: Cluster,
   queueToken: string,
+  item = ITEM,
 ): Promise<Awaited<ReturnType<typeof postOrder>>> {
-  let got = await postOrder(c.pub, { item: ITEM, queueToken }, { prefer: 'wait=5' });
+  let got = await postOrder(c.pub, { item, queueToken }, { prefer: 'wait=5' });
   for (let i = 1; i < 12 && got.status !== 201; i++)
-    got = await postOrder(c.pub, { item: ITEM, queueToken }, { prefer: 'wait=5' });
+    got = await postOrder(c.pub, { item, queueToken }, { prefer: 'wait=5' });
   return got;
 }
 
@@ -231,5 +232,114 @@ describe('an unused ticket while others wait (fair shares)', { timeout: 120_000 
     const freshJson = (await fresh!.json()) as ApiJson;
     assert.notEqual(freshJson.ticket.url, hoarderUrl);
     assert.equal(await download(freshJson.ticket.url), BYTES.length);
+  });
+});
+
+describe('a fresh ticket for an order whose ticket went unused (CONTRACT §3)', { timeout: 120_000 }, () => {
+  const BIG = '/held/big.bin';
+  // Large enough that a transfer whose client stops reading stays in progress (loopback buffers).
+  const BIG_BYTES = Buffer.alloc(32 * 1024 * 1024, 3);
+  let c: Cluster;
+
+  before(async () => {
+    c = await startCluster({
+      servers: 1,
+      items: { [ITEM]: BYTES, [BIG]: BIG_BYTES },
+      server: () => ({ capacity: 1 }),
+      reception: {
+        rateLimit: null,
+        monitor: { intervalMs: 200, timeoutMs: 2000, failuresBeforeDown: 3 },
+        tickets: { policy: 'expiring', claimSeconds: 600, claimSecondsWhileWaiting: 1 },
+        queue: { holdSeconds: 15, maxRetryAfterSeconds: 30, abandonSeconds: 120 },
+      },
+    });
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  const freshTicket = async (orderId: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${c.pub}/api/orders/${orderId}/tickets`, { method: 'POST', headers });
+    return { status: res.status, json: (await res.json()) as ApiJson, headers: res.headers };
+  };
+  const orderStatus = async (orderId: string) =>
+    ((await (await fetch(`${c.pub}/api/orders/${orderId}`)).json()) as ApiJson).status;
+
+  it('comes before the line: it takes the slot held for the first waiter, who is next', async () => {
+    const slow = await postOrder(c.pub, { item: ITEM });
+    assert.equal(slow.status, 201, JSON.stringify(slow.json));
+    const waiter = await postOrder(c.pub, { item: ITEM });
+    assert.equal(waiter.status, 503);
+    // Someone waits, so the unused ticket lapses after claimSecondsWhileWaiting; its slot is
+    // then held for the waiter, who does not come back yet.
+    await waitUntil(async () => (await orderStatus(slow.json.orderId)) === 'lapsed', 20_000, 'the lapse');
+    const again = await freshTicket(slow.json.orderId);
+    assert.equal(again.status, 201, `the admitted order is served first: ${JSON.stringify(again.json)}`);
+    const still = await postOrder(c.pub, { item: ITEM, queueToken: waiter.json.queueToken });
+    assert.equal(still.status, 503, 'the waiter waits for the next slot');
+    assert.equal(still.json.position, 1, 'and is still first in line');
+    assert.equal(await download(again.json.ticket.url), BYTES.length);
+    const got = await heldUntilTicketed(c, waiter.json.queueToken);
+    assert.equal(got.status, 201, JSON.stringify(got.json));
+    assert.equal(await download(got.json.ticket.url), BYTES.length);
+  });
+
+  it('is held open with Prefer: wait, and answered before the waiters held open with it', async () => {
+    await waitUntil(
+      async () => (await c.status()).every((s) => s.outstanding === 0),
+      20_000,
+      'the last download to free its slot',
+    );
+    const slow = await postOrder(c.pub, { item: ITEM });
+    assert.equal(slow.status, 201, JSON.stringify(slow.json));
+    const w1 = await postOrder(c.pub, { item: BIG });
+    const w2 = await postOrder(c.pub, { item: ITEM });
+    assert.equal(w1.status, 503);
+    assert.equal(w2.status, 503);
+    await waitUntil(async () => (await orderStatus(slow.json.orderId)) === 'lapsed', 20_000, 'the lapse');
+    const first = await heldUntilTicketed(c, w1.json.queueToken, BIG);
+    assert.equal(first.status, 201, JSON.stringify(first.json));
+    // w1's download starts and stalls: its client reads one chunk, so the only slot stays taken.
+    const big = await fetch(first.json.ticket.url);
+    assert.equal(big.status, 200);
+    const reader = big.body!.getReader();
+    let read = (await reader.read()).value?.byteLength ?? 0;
+    await waitUntil(
+      async () => (await orderStatus(first.json.orderId)) === 'downloading',
+      20_000,
+      'the stalled download to be seen',
+    );
+
+    const answered: string[] = [];
+    const heldFresh = freshTicket(slow.json.orderId, { prefer: 'wait=25' }).then((r) => {
+      answered.push('fresh');
+      return r;
+    });
+    const heldW2 = postOrder(
+      c.pub,
+      { item: ITEM, queueToken: w2.json.queueToken },
+      { prefer: 'wait=25' },
+    ).then((r) => {
+      answered.push('w2');
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(answered, [], 'both are held while the slot is taken');
+
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      read += chunk.value.byteLength;
+    }
+    assert.equal(read, BIG_BYTES.length);
+    const gotFresh = await heldFresh;
+    assert.equal(gotFresh.status, 201, JSON.stringify(gotFresh.json));
+    assert.deepEqual(answered, ['fresh'], 'the admitted order first; the waiter still waits');
+    assert.equal(await download(gotFresh.json.ticket.url), BYTES.length);
+    const gotW2 = await heldW2;
+    assert.equal(gotW2.status, 201, JSON.stringify(gotW2.json));
+    assert.deepEqual(answered, ['fresh', 'w2']);
+    assert.equal(await download(gotW2.json.ticket.url), BYTES.length);
   });
 });

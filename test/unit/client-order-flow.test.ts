@@ -218,6 +218,9 @@ test('a server that dies mid-transfer: fresh ticket for the same order, resumed 
   assert.equal(r.attempts, 2);
   assert.equal(r.orderId, 'o-same');
   assert.match(reception.requests[1]!, /^POST \/api\/orders\/o-same\/tickets /);
+  // Its order is its place (CONTRACT §3): held open from the first try, no queue token needed.
+  assert.match(reception.prefer[1] ?? '', /^wait=\d+$/);
+  assert.equal(reception.prefer[0], undefined, 'a new order asks only once it has a token');
   const range = contents.b!.ranges[0];
   assert.ok(range && /^bytes=\d+-$/.test(range), `resumed with a range, got ${range}`);
   assert.ok(Number(/\d+/.exec(range)![0]) >= 100 * 1024 - 1, 'from the first missing byte');

@@ -431,6 +431,43 @@ describe('reception app (inject, fake content servers)', () => {
     assert.match(metrics.body, /rushgate_reception_wait_calibration_samples 1/);
   });
 
+  it('a fresh ticket after an unused one comes before the line, once per order (CONTRACT §3)', async () => {
+    const h = await harness({
+      servers: [{ id: 'a', capacity: 1 }],
+      reception: { tickets: { claimSeconds: 600, claimSecondsWhileWaiting: 1 } },
+    });
+    await h.reception.monitor.pollAll();
+    const fresh = (orderId: string) =>
+      h.reception.publicApp.inject({ method: 'POST', url: `/api/orders/${orderId}/tickets` });
+    const slow = await h.order({ item: '/x.bin' });
+    assert.equal(slow.status, 201);
+    const waiter = await h.order({ item: '/x.bin' });
+    assert.equal(waiter.status, 503);
+    const token = { 'rushgate-queue-token': waiter.json.queueToken };
+    // Someone waits: the unused ticket lapses after claimSecondsWhileWaiting, and its slot is
+    // held for the waiter.
+    h.clock.t += 1500;
+    await h.reception.housekeeping();
+    const first = await fresh(slow.json.orderId);
+    assert.equal(first.statusCode, 201, 'the admitted order takes the held slot: it was served once');
+    const still = await h.order({ item: '/x.bin' }, token);
+    assert.equal(still.status, 503);
+    assert.equal(still.json.position, 1, 'the waiter is next');
+    // The second ticket goes unused too: now the order is behind the line like a newcomer.
+    h.clock.t += 1500;
+    await h.reception.housekeeping();
+    const order = await h.reception.publicApp.inject(`/api/orders/${slow.json.orderId}`);
+    assert.deepEqual(
+      order.json().tickets.map((t: { status: string }) => t.status),
+      ['lapsed', 'lapsed'],
+    );
+    const second = await fresh(slow.json.orderId);
+    assert.equal(second.statusCode, 503, `the slot stays held for the waiter: ${second.body}`);
+    assert.equal(second.json().queueToken, null);
+    const admitted = await h.order({ item: '/x.bin' }, token);
+    assert.equal(admitted.status, 201);
+  });
+
   it('a waiter whose notice is on its way is not held a second slot: the next waiter gets the other', async () => {
     const h = await harness({ servers: [{ id: 'a', capacity: 2 }] });
     await h.reception.monitor.pollAll();
