@@ -34,10 +34,11 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, Pool } from 'undici';
 import { stringify } from 'yaml';
 import { systemClock } from '../src/client/clock.js';
 import { runGet } from '../src/client/get.js';
+import { buyerAddress } from '../src/client/rush.js';
 import type { ReadyDocument } from '../src/util/ready-file.js';
 import { candidatePorts } from '../test/helpers/deployment.js';
 import {
@@ -278,7 +279,7 @@ async function rehearse(
   })();
 
   // The rush: buyers arrive over the first third of the window, faster than the servers serve.
-  const dispatcher = countingAgent(new URL(reception).origin, answers);
+  const receptionOrigin = new URL(reception).origin;
   const arrivalMs = (o.seconds * 1000) / 3;
   const buyerDir = path.join(dir, 'buyers');
   mkdirSync(buyerDir, { recursive: true });
@@ -290,6 +291,10 @@ async function rehearse(
     await sleep((arrivalMs * i) / o.buyers);
     const item = items[i % items.length]!;
     const output = path.join(buyerDir, `buyer-${i}.bin`);
+    // Each buyer from its own loopback address, as `rushgate rush` does: from one address all of
+    // them were one client to the fair shares (`limits.*PerClient`), most answers were 429, and
+    // the servers never filled.
+    const dispatcher = countingAgent(receptionOrigin, answers, buyerAddress(i));
     for (let run = 1; run <= MAX_RUNS && !hardStop.signal.aborted; run++) {
       if (run > 1) reruns++;
       let code: number;
@@ -312,6 +317,7 @@ async function rehearse(
       if (code === 0) break;
       await sleep(1000);
     }
+    await dispatcher.close();
     // Each file is checked by this process, not only by the client's own digest check, as soon as
     // its buyer is done, and then removed: a rush of large items need not fit on the disk at once.
     if (existsSync(output)) {
@@ -331,7 +337,6 @@ async function rehearse(
   await sleep(500);
   scraping = false;
   await scraper;
-  await dispatcher.close();
 
   const buyerFigures: BuyerFigures = {
     total: o.buyers,
@@ -382,10 +387,14 @@ function sink(): Writable {
 }
 
 /**
- * One connection pool for every buyer that also notes, for each response from the reception, its
- * status and error code (`error.code`, or `busy` for a waiting-line answer).
+ * A buyer's connection pool, from its own source address, that also notes, for each response from
+ * the reception, its status and error code (`error.code`, or `busy` for a waiting-line answer).
  */
-function countingAgent(receptionOrigin: string, answers: Record<string, number>): Agent {
+function countingAgent(
+  receptionOrigin: string,
+  answers: Record<string, number>,
+  localAddress: string,
+): Agent {
   class CountingAgent extends Agent {
     override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
       const origin = typeof opts.origin === 'string' ? opts.origin : opts.origin?.origin;
@@ -411,12 +420,12 @@ function countingAgent(receptionOrigin: string, answers: Record<string, number>)
           if (prop === 'onData' || prop === 'onResponseData')
             return (...args: unknown[]) => {
               const chunk = args[prop === 'onData' ? 0 : 1];
-              if (status >= 500 && Buffer.isBuffer(chunk)) chunks.push(chunk);
+              if (status >= 400 && Buffer.isBuffer(chunk)) chunks.push(chunk);
               return fn.apply(target, args);
             };
           if (prop === 'onComplete' || prop === 'onResponseEnd')
             return (...args: unknown[]) => {
-              if (status > 0) tallyAnswer(answers, status, status >= 500 ? codeOf(chunks) : undefined);
+              if (status > 0) tallyAnswer(answers, status, status >= 400 ? codeOf(chunks) : undefined);
               status = 0;
               return fn.apply(target, args);
             };
@@ -426,7 +435,12 @@ function countingAgent(receptionOrigin: string, answers: Record<string, number>)
       return super.dispatch(opts, wrapped as Dispatcher.DispatchHandler);
     }
   }
-  return new CountingAgent({ connections: null, pipelining: 1, keepAliveTimeout: 10_000 });
+  return new CountingAgent({
+    connections: null,
+    pipelining: 1,
+    keepAliveTimeout: 10_000,
+    factory: (origin, opts) => new Pool(origin, { ...opts, localAddress }),
+  });
 }
 
 function codeOf(chunks: Buffer[]): string {
