@@ -144,8 +144,7 @@ export class HeldOpen {
             if (!stillEligible(w)) continue;
             const g = w.group;
             const fits =
-              round.length < Math.min(free, tries) &&
-              (g === undefined || proven.has(g) || !inRound.has(g));
+              round.length < Math.min(free, tries) && (g === undefined || proven.has(g) || !inRound.has(g));
             if (!fits) {
               rest.push(w);
               continue;
