@@ -454,17 +454,22 @@ export function buildOrderDesk(deps: {
   });
 
   /**
-   * A retry with `Prefer: wait` from a client in line that is still busy: held open until it is
-   * admitted or its wait runs out (then the busy answer as it stands, with the wait it held).
+   * Holds one busy request open (`held-open.ts`): each wake's try (`tryOnce`) answers it once it is
+   * no longer busy, and when `waitMs` runs out the last try's answer goes out, busy with the wait
+   * it held. `undefined` at the cap (the caller answers at once).
    */
-  async function holdOpen(
-    req: OrderRequest,
-    first: Extract<OrderOutcome, { kind: 'busy' }>,
-    waitMs: number,
-  ): Promise<OrderOutcome> {
-    const again = async (attempt: 'probe' | 'last', reserved?: () => void): Promise<OrderOutcome> => {
+  function holdUntilAnswered(spec: {
+    seq: number;
+    group: string;
+    waitMs: number;
+    signal: AbortSignal | undefined;
+    first: Extract<OrderOutcome, { kind: 'busy' }>;
+    tryOnce(last: boolean, reserved?: () => void): Promise<OrderOutcome>;
+  }): Promise<OrderOutcome> | undefined {
+    const { first, waitMs } = spec;
+    const again = async (last: boolean, reserved?: () => void): Promise<OrderOutcome> => {
       try {
-        return await place(req, attempt, reserved);
+        return await spec.tryOnce(last, reserved);
       } catch (err) {
         // An outage met while held is an answer (store_unavailable), not a hung request.
         const code = (err as { code?: unknown }).code;
@@ -473,19 +478,38 @@ export function buildOrderDesk(deps: {
         throw err;
       }
     };
-    const pending = held.hold<OrderOutcome>({
-      seq: first.lineSeq ?? Number.MAX_SAFE_INTEGER,
-      group: req.item,
+    return held.hold<OrderOutcome>({
+      seq: spec.seq,
+      group: spec.group,
       deadline: clock.now() + waitMs,
-      signal: req.signal,
+      signal: spec.signal,
       attempt: async (reserved) => {
-        const o = await again('probe', reserved).catch((): OrderOutcome | undefined => undefined);
+        const o = await again(false, reserved).catch((): OrderOutcome | undefined => undefined);
         return o === undefined || o.kind === 'busy' ? undefined : o;
       },
       expire: async () => {
-        const o = await again('last').catch(() => first);
+        const o = await again(true).catch(() => first);
         return o.kind === 'busy' ? { ...o, heldMs: waitMs } : o;
       },
+    });
+  }
+
+  /**
+   * A retry with `Prefer: wait` from a client in line that is still busy: held open until it is
+   * admitted or its wait runs out (then the busy answer as it stands, with the wait it held).
+   */
+  async function holdOpen(
+    req: OrderRequest,
+    first: Extract<OrderOutcome, { kind: 'busy' }>,
+    waitMs: number,
+  ): Promise<OrderOutcome> {
+    const pending = holdUntilAnswered({
+      seq: first.lineSeq ?? Number.MAX_SAFE_INTEGER,
+      group: req.item,
+      waitMs,
+      signal: req.signal,
+      first,
+      tryOnce: (last, reserved) => place(req, last ? 'last' : 'probe', reserved),
     });
     // At the cap: answered now, as a client that did not ask to wait (and due back as one).
     if (pending === undefined) {
@@ -591,29 +615,14 @@ export function buildOrderDesk(deps: {
     waitMs: number,
     signal: AbortSignal | undefined,
   ): Promise<OrderOutcome> {
-    const again = async (reserved?: () => void): Promise<OrderOutcome> => {
-      try {
-        return (await fresh(orderId, clientAddress, reserved)).outcome;
-      } catch (err) {
-        if ((err as { code?: unknown }).code === 'store_unavailable')
-          return { kind: 'error', code: 'store_unavailable', retryAfterSeconds: 1 };
-        throw err;
-      }
-    };
-    const pending = held.hold<OrderOutcome>({
+    const pending = holdUntilAnswered({
       seq: freshSeq++,
       // Not the item's line group: a fresh ticket that stays busy must not stop its waiters' tries.
       group: `\0fresh ${item}`,
-      deadline: clock.now() + waitMs,
+      waitMs,
       signal,
-      attempt: async (reserved) => {
-        const o = await again(reserved).catch((): OrderOutcome | undefined => undefined);
-        return o === undefined || o.kind === 'busy' ? undefined : o;
-      },
-      expire: async () => {
-        const o = await again().catch(() => first);
-        return o.kind === 'busy' ? { ...o, heldMs: waitMs } : o;
-      },
+      first,
+      tryOnce: async (_last, reserved) => (await fresh(orderId, clientAddress, reserved)).outcome,
     });
     if (pending === undefined) return first;
     freshHeld += 1;
