@@ -30,6 +30,7 @@ import {
   withPortRetry,
 } from '../test/helpers/deployment.js';
 import { type Proc, startRushgate, waitForHttp } from '../test/helpers/proc.js';
+import { everyServerUp } from './rush-deployment.js';
 
 const THROUGHPUT_CONNECTIONS = 64;
 const TAIL_CONNECTIONS = 2000;
@@ -289,14 +290,7 @@ export async function runReceptionBench(): Promise<void> {
   let raw: ReturnType<typeof spawn> | undefined;
   try {
     // Every content server up before measuring, so tickets spread as they would in a rush.
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      const s = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
-        servers: { health: string }[];
-      };
-      if (s.servers.every((x) => x.health === 'up')) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await everyServerUp(d.config.reception.internalUrl, 20_000);
     const started = await startRawServer();
     raw = started.child;
     const rawPort = started.port;

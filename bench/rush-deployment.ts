@@ -49,16 +49,7 @@ export async function startUpDeployment(opts: {
     };
     try {
       await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
-      await waitUntil(
-        async () => {
-          const s = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
-            servers: { health: string }[];
-          };
-          return s.servers.every((x) => x.health === 'up');
-        },
-        60_000,
-        'every content server up',
-      );
+      await everyServerUp(d.config.reception.internalUrl, 60_000);
     } catch (err) {
       // withPortRetry starts again from nothing, so what this attempt started must go first.
       await stop();
@@ -95,4 +86,16 @@ export function runRushReport(args: string[], timeoutMs: number): Promise<RushRe
       }
     });
   });
+}
+
+/** Waits until the reception at `internalUrl` reports every content server up (throws after `timeoutMs`). */
+export function everyServerUp(internalUrl: string, timeoutMs: number): Promise<void> {
+  return waitUntil(
+    async () => {
+      const s = (await (await fetch(`${internalUrl}/status`)).json()) as { servers: { health: string }[] };
+      return s.servers.every((x) => x.health === 'up');
+    },
+    timeoutMs,
+    'every content server up',
+  );
 }

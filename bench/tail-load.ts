@@ -28,6 +28,7 @@ import { makeDeployment, type TestDeployment, withPortRetry } from '../test/help
 import { type Proc, waitForHttp } from '../test/helpers/proc.js';
 import { type LoadResult, postRequest, runLoad } from './load-client.js';
 import { runWrk, startBenchProcesses, startRawServer } from './reception.js';
+import { everyServerUp } from './rush-deployment.js';
 
 const CONNECTIONS = 2000;
 const SHORT = Number(process.env.RUSHGATE_BENCH_SECONDS ?? 0) || undefined;
@@ -97,14 +98,7 @@ async function deploy(opts: {
       );
       procs.push(...content, reception);
       await waitForHttp(`${d.config.reception.publicUrl}/healthz`, { proc: reception, timeoutMs: 20_000 });
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline) {
-        const s = (await (await fetch(`${d.config.reception.internalUrl}/status`)).json()) as {
-          servers: { health: string }[];
-        };
-        if (s.servers.every((x) => x.health === 'up')) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await everyServerUp(d.config.reception.internalUrl, 20_000);
       return { d, procs, reception, port: Number(new URL(d.config.reception.publicUrl).port) };
     } catch (err) {
       await Promise.all(procs.map((p) => p.kill()));
