@@ -44,6 +44,14 @@ async function heldUntilTicketed(
   return got;
 }
 
+/** Until every slot is free again: the downloads of the test before have been heard of. */
+const slotsFreed = (c: Cluster) =>
+  waitUntil(
+    async () => (await c.status()).every((s) => s.outstanding === 0),
+    20_000,
+    'the last download to free its slot',
+  );
+
 describe('held-open retries (Prefer: wait)', { timeout: 120_000 }, () => {
   let c: Cluster;
 
@@ -92,11 +100,7 @@ describe('held-open retries (Prefer: wait)', { timeout: 120_000 }, () => {
   });
 
   it('answers a held retry whose wait runs out with the busy answer and Preference-Applied', async () => {
-    await waitUntil(
-      async () => (await c.status()).every((s) => s.outstanding === 0),
-      20_000,
-      'the last download to free its slot',
-    );
+    await slotsFreed(c);
     const holder = await postOrder(c.pub, { item: ITEM });
     assert.equal(holder.status, 201);
     const w = await postOrder(c.pub, { item: ITEM });
@@ -286,11 +290,7 @@ describe('a fresh ticket for an order whose ticket went unused (CONTRACT §3)', 
   });
 
   it('is held open with Prefer: wait, and answered before the waiters held open with it', async () => {
-    await waitUntil(
-      async () => (await c.status()).every((s) => s.outstanding === 0),
-      20_000,
-      'the last download to free its slot',
-    );
+    await slotsFreed(c);
     const slow = await postOrder(c.pub, { item: ITEM });
     assert.equal(slow.status, 201, JSON.stringify(slow.json));
     const w1 = await postOrder(c.pub, { item: BIG });
