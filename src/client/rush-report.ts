@@ -33,6 +33,12 @@ export interface BuyerRecord {
   joinAskedAtMs?: number;
   joinedAtMs?: number;
   busyAnswers: number;
+  /**
+   * Every try at the reception: when it was sent and answered (ms since the rush started) and
+   * how (`t` ticketed, `b` busy, `h` busy after being held open, `e` anything else). Shows where a
+   * waiter's time went: a FIFO inversion is a waiter that was not at the reception when its turn came.
+   */
+  tries?: [number, number, 't' | 'b' | 'h' | 'e'][];
   /** Busy answers to requests the reception held open. */
   heldAnswers?: number;
   attempts: number;

@@ -118,18 +118,28 @@ interface Tally {
   busy: number;
   held: number;
   tickets: string[];
+  tries: NonNullable<BuyerRecord['tries']>;
 }
 
 /**
  * The reception client, counting busy answers and tickets as they arrive, so that a buyer stopped
  * mid-way (`--max-seconds`, Ctrl-C) still reports what it was told.
  */
-function tallied(reception: ReceptionClient, tally: Tally): ReceptionClient {
-  const count = (a: ReceptionAnswer): ReceptionAnswer => {
+function tallied(reception: ReceptionClient, tally: Tally, sinceStart: () => number): ReceptionClient {
+  const count = (askedAt: number, a: ReceptionAnswer): ReceptionAnswer => {
+    let kind: 't' | 'b' | 'h' | 'e' = 'e';
     if (a.kind === 'busy') {
       tally.busy++;
-      if (a.waitAppliedSeconds !== undefined) tally.held++;
-    } else if (a.kind === 'ticketed') tally.tickets.push(a.ticket.server);
+      kind = 'b';
+      if (a.waitAppliedSeconds !== undefined) {
+        tally.held++;
+        kind = 'h';
+      }
+    } else if (a.kind === 'ticketed') {
+      tally.tickets.push(a.ticket.server);
+      kind = 't';
+    }
+    tally.tries.push([askedAt, sinceStart(), kind]);
     return a;
   };
   return {
@@ -137,9 +147,14 @@ function tallied(reception: ReceptionClient, tally: Tally): ReceptionClient {
     get attempts() {
       return reception.attempts;
     },
-    order: async (req, signal) => count(await reception.order(req, signal)),
-    freshTicket: async (orderId, token, signal, ask) =>
-      count(await reception.freshTicket(orderId, token, signal, ask)),
+    order: async (req, signal) => {
+      const at = sinceStart();
+      return count(at, await reception.order(req, signal));
+    },
+    freshTicket: async (orderId, token, signal, ask) => {
+      const at = sinceStart();
+      return count(at, await reception.freshTicket(orderId, token, signal, ask));
+    },
     queue: (token, signal) => reception.queue(token, signal),
   };
 }
@@ -189,8 +204,12 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
     const startedMs = clock.now() - started;
     const address = ownAddresses ? buyerAddress(index) : undefined;
     const dispatcher: Dispatcher = buyerDispatcher(address);
-    const tally: Tally = { busy: 0, held: 0, tickets: [] };
-    const reception = tallied(createReceptionClient({ origin, dispatcher }), tally);
+    const tally: Tally = { busy: 0, held: 0, tickets: [], tries: [] };
+    const reception = tallied(
+      createReceptionClient({ origin, dispatcher }),
+      tally,
+      () => clock.now() - started,
+    );
     const sink = new DiscardSink();
     const own = buyers.child();
     try {
@@ -223,6 +242,7 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
           : {}),
         busyAnswers: r.busyAnswers,
         heldAnswers: r.heldAnswers,
+        tries: tally.tries,
         attempts: r.attempts,
         tickets: r.tickets,
         bytes: r.bytes,
@@ -236,6 +256,7 @@ export async function runRush(opts: RushOptions, deps: RushDeps): Promise<RushRe
         ...(address ? { address } : {}),
         busyAnswers: tally.busy,
         heldAnswers: tally.held,
+        tries: tally.tries,
         attempts: reception.attempts,
         tickets: tally.tickets,
         bytes: sink.length,

@@ -80,6 +80,16 @@ test('a rush of 12 buyers: no errors, and totals that match the reception metric
     report.waited,
     'the waiters are the buyers with a first estimate',
   );
+  // Each buyer's timeline of tries adds up to its counts, in order, ending with its ticket.
+  for (const b of buyers) {
+    const tries = b.tries ?? [];
+    assert.equal(tries.length, b.attempts, 'one entry per try');
+    assert.equal(tries.filter(([, , k]) => k === 'b' || k === 'h').length, b.busyAnswers);
+    assert.equal(tries.at(-1)?.[2], 't', 'the last try got the ticket');
+    assert.ok(
+      tries.every(([asked, answered], i) => answered >= asked && (i === 0 || asked >= tries[i - 1]![1])),
+    );
+  }
 
   // The content servers report fulfilment within about a second; wait for the last events.
   await waitUntil(
