@@ -70,15 +70,33 @@ export interface LineDecision {
   requesterHeld: boolean;
   /** The requester's `seq` when it is in line (orders held-open requests). */
   requesterSeq?: number;
+  /**
+   * Free slots that no waiter in the front took (before a requester from beyond the front took
+   * one). When the front read was full, waiters beyond it may be due them first: the caller reads
+   * further (see `frontWindow`).
+   */
+  leftOver: number;
 }
 
+/** The most of the line's front one decision reads, however many waiters it must skip. */
+export const MAX_FRONT_WINDOW = 4096;
+
 /**
- * How much of the line's front a decision reads: holds go to the earliest waiters, at most one
- * per free slot, skipping passed-over waiters and waiters for items no free server holds. A few
- * times the free slots covers those, and a floor lets holds that must end be seen.
+ * How much of the line's front a decision reads first: holds go to the earliest waiters, at most
+ * one per free slot, skipping passed-over and overdue waiters and waiters for items no free
+ * server holds. A few times the free slots covers those, and a floor lets holds that must end be
+ * seen. When it does not (the read came back full and a slot was left over), the caller reads
+ * again, `widerFrontWindow` times as far: in a 10,000-buyer rehearsal the first 40 waiters were
+ * all overdue (the reception, loaded, had not yet read their retries), and the slots they left
+ * went to whoever asked next from beyond them, ahead of 150 waiters held open in between.
  */
 export function frontWindow(totalFreeSlots: number): number {
-  return Math.min(4096, Math.max(32, 4 * totalFreeSlots + 32));
+  return Math.min(MAX_FRONT_WINDOW, Math.max(32, 4 * totalFreeSlots + 32));
+}
+
+/** The next, wider read of the front after `window` left a slot over; undefined at the limit. */
+export function widerFrontWindow(window: number): number | undefined {
+  return window >= MAX_FRONT_WINDOW ? undefined : Math.min(MAX_FRONT_WINDOW, window * 4);
 }
 
 export function isPassedOver(entry: LineEntry, now: number, rules: LineRules): boolean {
@@ -148,6 +166,8 @@ export function decideLine(input: LineInput): LineDecision {
     }
   }
   const requesterInLine = requesterSeen || input.requester !== undefined;
+  let leftOver = 0;
+  for (const n of remaining.values()) leftOver += Math.max(0, n);
   if (!requesterSeen) {
     // Beyond the front (or a newcomer): everyone in the front is ahead, and only a slot the front
     // left over is the requester's. Abandoned entries in the front no longer count.
@@ -171,5 +191,6 @@ export function decideLine(input: LineInput): LineDecision {
     freeForItem,
     requesterHeld: admitted && requesterInLine,
     ...(requesterSeq !== undefined ? { requesterSeq } : {}),
+    leftOver,
   };
 }

@@ -744,6 +744,7 @@ function outsideLine(position: number): LineDecision {
     position,
     freeForItem: 0,
     requesterHeld: false,
+    leftOver: 0,
   };
 }
 

@@ -12,7 +12,15 @@
 import type { ReceptionConfig } from '../config/schema.js';
 import type { LineEntry, PlaceInLine, Store } from '../store/index.js';
 import type { Logger } from '../util/log.js';
-import { decideLine, frontWindow, isPassedOver, type LineDecision, type LineRules } from './line-rules.js';
+import {
+  decideLine,
+  frontWindow,
+  isPassedOver,
+  type LineDecision,
+  type LineRules,
+  MAX_FRONT_WINDOW,
+  widerFrontWindow,
+} from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { QueueTokens } from './queue-token.js';
 import type { SlotLedger } from './slot-ledger.js';
@@ -221,19 +229,32 @@ export function buildWaitingLine(deps: {
     const free = monitor.freeSlots();
     let totalFree = 0;
     for (const n of free.values()) totalFree += n;
-    const [length, read] = await Promise.all([store.lineLength(), store.lineFront(frontWindow(totalFree))]);
-    const front = beingAdmitted.size === 0 ? read : read.filter((e) => !isBeingAdmitted(e.token, now));
-    const decision = decideLine({
-      front,
-      length,
-      requester,
-      now,
-      rules,
-      request,
-      freeSlots: free,
-      holdersOf: (item) => monitor.usableHolders(item),
-      itemOf,
-    });
+    // Waiters being admitted hold no free slot, yet stand in the front until their notice is
+    // answered: in a wave of freeings they can be most of it, so the read reaches past them.
+    let window: number | undefined = Math.min(MAX_FRONT_WINDOW, frontWindow(totalFree) + beingAdmitted.size);
+    const [length, first] = await Promise.all([store.lineLength(), store.lineFront(window)]);
+    let read = first;
+    let decision: LineDecision;
+    for (;;) {
+      const front = beingAdmitted.size === 0 ? read : read.filter((e) => !isBeingAdmitted(e.token, now));
+      decision = decideLine({
+        front,
+        length,
+        requester,
+        now,
+        rules,
+        request,
+        freeSlots: free,
+        holdersOf: (item) => monitor.usableHolders(item),
+        itemOf,
+      });
+      // A slot the front left over belongs to the earliest waiter due one beyond it, not to
+      // whoever asks: read further while the read came back full.
+      if (decision.leftOver === 0 || read.length < window) break;
+      window = widerFrontWindow(window);
+      if (window === undefined) break;
+      read = await store.lineFront(window);
+    }
     lineLength = length - decision.abandoned.length;
     await apply(decision, now);
     return decision;

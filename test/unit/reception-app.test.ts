@@ -500,6 +500,36 @@ describe('reception app (inject, fake content servers)', () => {
     assert.deepEqual([(await w1again).status, (await w2again).status], [201, 201]);
   });
 
+  it('a slot the overdue front leaves over goes to the next waiter due one, not to whoever asks', async () => {
+    const h = await harness({ servers: [{ id: 'a', capacity: 1 }] });
+    await h.reception.monitor.pollAll();
+    // Each buyer from its own address, as in a rush: one address's share of the line is small.
+    const order = async (i: number, token?: string) => {
+      const res = await h.reception.publicApp.inject({
+        method: 'POST',
+        url: '/api/orders',
+        remoteAddress: `127.0.1.${i}`,
+        headers: { 'content-type': 'application/json', ...(token ? { 'rushgate-queue-token': token } : {}) },
+        payload: JSON.stringify({ item: '/x.bin' }),
+      });
+      return { status: res.statusCode, json: res.json() as ApiJson };
+    };
+    const holder = await order(0);
+    assert.equal(holder.status, 201);
+    // 40 waiters join and do not come back when told: more than one free slot's first read of
+    // the line's front (36 entries) holds.
+    for (let i = 1; i <= 40; i++) assert.equal((await order(i)).status, 503);
+    h.clock.t += 60_000; // all 40 are overdue, none abandoned yet
+    const w41 = await order(41);
+    const w42 = await order(42);
+    assert.deepEqual([w41.json.position, w42.json.position], [41, 42]);
+    await h.event('a', 'fulfilled', holder.json.ticket.id, holder.json.orderId);
+    const behind = await order(42, w42.json.queueToken);
+    assert.equal(behind.status, 503, 'the slot is held for w41, the first waiter not overdue');
+    const ahead = await order(41, w41.json.queueToken);
+    assert.equal(ahead.status, 201);
+  });
+
   it('passes over an absent first waiter after holdSeconds, who keeps its place', async () => {
     const h = await harness({
       servers: [{ id: 'a', capacity: 1 }],

@@ -228,4 +228,22 @@ describe('waiting line rules, reading only the front', () => {
     assert.deepEqual(d.abandoned, ['/x:gone']);
     assert.equal(d.position, 8);
   });
+
+  it('says how many free slots the front left over, before a requester from beyond takes one', () => {
+    // Both front waiters are overdue: neither is held a slot, so both slots are left over, and
+    // the requester beyond the front would take one unless the caller reads further.
+    const overdue = [entry('/x:w1', 1, { dueAt: 1500 }), entry('/x:w2', 2, { dueAt: 1500 })];
+    const far = entry('/x:w40', 40);
+    const d = decideLine({
+      ...input({ now: 9000, free: { a: 2 }, request: { token: far.token, item: '/x' } }),
+      front: overdue,
+      length: 50,
+      requester: { entry: far, position: 40 },
+    });
+    assert.equal(d.leftOver, 2);
+    assert.equal(d.admitted, true);
+    const kept = decideLine(input({ line: [entry('/x:w1', 1), entry('/x:w2', 2)], free: { a: 3 } }));
+    assert.equal(kept.leftOver, 1, 'two held for the front, one over');
+    assert.equal(decideLine(input({ line: [entry('/x:w1', 1)], free: { a: 1 } })).leftOver, 0);
+  });
 });
