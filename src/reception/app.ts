@@ -149,6 +149,7 @@ export function buildReception(deps: ReceptionDeps): Reception {
     metrics,
     clock,
     logger,
+    random,
   });
   // Admission without delay (CONTRACT §3): a freed slot wakes the held-open retries here, and
   // the other receptions on the same store hear of it at once.

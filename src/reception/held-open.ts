@@ -10,6 +10,21 @@
  * try per free slot, so the line's order is kept and a wake never costs more than the slots it has.
  */
 
+/**
+ * Held requests that arrive together would expire together: join answers go out in bursts when a
+ * loaded reception catches up, and their held retries follow at once. In a 10,000-buyer
+ * rehearsal 1,568 held requests expired in one second, their busy answers went out up to 5.6 s
+ * late, and waiters whose turn came meanwhile were passed over as overdue. So each hold ends at a
+ * random point of the last fifth of the wait it was given (RFC 7240 lets a server answer sooner).
+ */
+export const HOLD_SPREAD = 0.2;
+
+/** The wait a hold of `waitMs` really gets, for `random` uniform in [0, 1). Pure. */
+export function spreadHold(waitMs: number, random: number): number {
+  const r = Number.isFinite(random) ? Math.min(1, Math.max(0, random)) : 0;
+  return Math.max(1, Math.round(waitMs * (1 - HOLD_SPREAD * r)));
+}
+
 /** Tries per wake beyond the free slots. */
 const SPARE_TRIES = 4;
 

@@ -18,7 +18,7 @@ import type { Logger } from '../util/log.js';
 import { type Allocation, allocate } from './allocator.js';
 import { clientKeyOf } from './client-key.js';
 import { ClientShares } from './client-limits.js';
-import { HeldOpen } from './held-open.js';
+import { HeldOpen, spreadHold } from './held-open.js';
 import type { LineDecision } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { Mailer } from './mailer.js';
@@ -133,6 +133,8 @@ export function buildOrderDesk(deps: {
   metrics: ReceptionMetrics;
   clock: Clock;
   logger: Logger;
+  /** Uniform in [0, 1): where in its last fifth a held request ends (`spreadHold`). */
+  random: () => number;
 }): OrderDesk {
   const { config, store, monitor, ledger, issuer, dispatcher, line, tokens, mailer, metrics, clock, logger } =
     deps;
@@ -466,7 +468,9 @@ export function buildOrderDesk(deps: {
     first: Extract<OrderOutcome, { kind: 'busy' }>;
     tryOnce(last: boolean, reserved?: () => void): Promise<OrderOutcome>;
   }): Promise<OrderOutcome> | undefined {
-    const { first, waitMs } = spec;
+    const { first } = spec;
+    // Due back (written at arrival) at the end of the whole wait; answered a little before it.
+    const waitMs = spreadHold(spec.waitMs, deps.random());
     const again = async (last: boolean, reserved?: () => void): Promise<OrderOutcome> => {
       try {
         return await spec.tryOnce(last, reserved);

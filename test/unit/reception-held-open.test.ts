@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HeldOpen } from '../../src/reception/held-open.js';
+import { HeldOpen, spreadHold } from '../../src/reception/held-open.js';
 
 /** A held-open registry over a fake clock; `free` is the number of free slots. */
 function registry(opts: { max?: number; free?: () => number } = {}) {
@@ -262,5 +262,15 @@ describe('held-open requests', () => {
     held.wake();
     await flush();
     assert.equal(tries, 0);
+  });
+
+  it('spreads the ends of holds given together over the last fifth of their wait', () => {
+    assert.equal(spreadHold(30_000, 0), 30_000);
+    assert.equal(spreadHold(30_000, 0.5), 27_000);
+    assert.equal(spreadHold(30_000, 0.999_999), 24_000);
+    const ends = new Set(Array.from({ length: 100 }, (_, i) => spreadHold(30_000, i / 100)));
+    assert.equal(ends.size, 100, 'a burst of holds ends over 6 s, not in one tick');
+    assert.equal(spreadHold(30_000, Number.NaN), 30_000, 'a broken random source holds the whole wait');
+    assert.equal(spreadHold(1, 0.9), 1, 'never 0');
   });
 });
