@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decideLine, type LineInput } from '../../src/reception/line-rules.js';
+import { decideLine, frontWindow, type LineInput, widerFrontWindow } from '../../src/reception/line-rules.js';
 import type { LineEntry } from '../../src/store/types.js';
 
 const HOLD = 16_000;
@@ -245,5 +245,16 @@ describe('waiting line rules, reading only the front', () => {
     const kept = decideLine(input({ line: [entry('/x:w1', 1), entry('/x:w2', 2)], free: { a: 3 } }));
     assert.equal(kept.leftOver, 1, 'two held for the front, one over');
     assert.equal(decideLine(input({ line: [entry('/x:w1', 1)], free: { a: 1 } })).leftOver, 0);
+  });
+
+  it('reads the front again four times as far, up to a bound, for a slot left over', () => {
+    const reads: number[] = [];
+    for (let w: number | undefined = frontWindow(1); w !== undefined; w = widerFrontWindow(w)) reads.push(w);
+    assert.deepEqual(reads, [36, 144, 576, 1024]);
+    assert.equal(
+      widerFrontWindow(frontWindow(400)),
+      undefined,
+      'a front read past the bound is not read again',
+    );
   });
 });
