@@ -27,14 +27,13 @@ import type { SlotLedger } from './slot-ledger.js';
 import {
   type Calibration,
   type CalibrationSample,
+  CycleWatch,
   calibrationOf,
-  cycleDrift,
   errorFactors,
   nextRateState,
   type RateState,
   rateOf,
   retryAfterSeconds,
-  unwatchedDrift,
   type WaitModel,
   waitModel,
   widenedRange,
@@ -61,9 +60,6 @@ const IN_LINE_MAX = 200_000;
  * seconds, so transfers a second older move the median by about a second over the capacity.
  */
 const MODEL_REUSE_MS = 1000;
-/** The cycle's drift is measured over this long (models are built about once a second). */
-const DRIFT_WINDOW_MS = 30_000;
-const DRIFT_HISTORY_MAX = 64;
 /**
  * This reception's own hold times are used once it has this many: the first to end in a rush
  * are its shortest, so a handful would be a low guess (the rates, blended in, correct it).
@@ -186,8 +182,8 @@ export function buildWaitingLine(deps: {
   const ranges = new Map<string, [number, number]>();
   /** Per item, the latest wait model and what it was built from. */
   const models = new Map<string, { at: number; inputs: string; model: WaitModel }>();
-  /** Per item, the cycles of its recent models, to measure how the cycle drifts (`cycleDrift`). */
-  const cycles = new Map<string, { at: number; cycleMs: number; relVar: number }[]>();
+  /** Per item, how its cycle has moved lately (`CycleWatch`). */
+  const cycles = new Map<string, CycleWatch>();
 
   const itemOf = (token: string): string | undefined => {
     if (items.has(token)) return items.get(token);
@@ -313,13 +309,11 @@ export function buildWaitingLine(deps: {
         models.clear();
         cycles.clear();
       }
-      let history = cycles.get(item);
-      if (!history) {
-        history = [];
-        cycles.set(item, history);
+      let watch = cycles.get(item);
+      if (!watch) {
+        watch = new CycleWatch();
+        cycles.set(item, watch);
       }
-      while (history.length > 0 && (history[0]?.at ?? now) < now - DRIFT_WINDOW_MS) history.shift();
-      if (history.length > DRIFT_HISTORY_MAX) history.splice(0, history.length - DRIFT_HISTORY_MAX);
       const serviceTimesMs =
         since === 'taken'
           ? ledger.holdTimes(known)
@@ -341,13 +335,10 @@ export function buildWaitingLine(deps: {
           rateWindowSeconds: Math.min(ledger.completionRateSeconds(), lineRate.seconds),
           coldStartServiceMs: coldStartMs(item, known),
           // The drift seen, or, while the cycle has been watched only briefly, what a rush does.
-          cycleDriftRelVar: Math.max(
-            cycleDrift(history),
-            unwatchedDrift(history.length > 0 ? now - (history[0]?.at ?? now) : 0),
-          ),
+          cycleDriftRelVar: watch.driftRelVar(now, since),
         }),
       };
-      history.push({ at: now, cycleMs: cached.model.cycleMs, relVar: cached.model.cycleRelVar });
+      watch.record(now, cached.model);
       models.set(item, cached);
     }
     const estimate = cached.model.estimate(Math.max(1, decision.position - decision.freeForItem));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  CycleWatch,
   calibrationOf,
   cycleDrift,
   type EstimateInput,
@@ -255,6 +256,30 @@ describe('a cycle that drifts', () => {
     assert.equal(unwatchedDrift(30_000), 0);
     assert.equal(unwatchedDrift(600_000), 0);
     assert.ok(Math.abs(unwatchedDrift(-5) - 0.25 ** 2) < 1e-12, 'a clock step back is no watching');
+  });
+
+  it('watches a cycle from its first model, one model a second, models rebuilt every few ms', () => {
+    const w = new CycleWatch();
+    // Early in a rush a model is built with every hold that ends: 200 a second here.
+    for (let t = 0; t <= 15_000; t += 5) {
+      w.driftRelVar(t, 'taken');
+      w.record(t, { cycleMs: 1000, cycleRelVar: 0.001 });
+    }
+    assert.ok(Math.abs(w.driftRelVar(15_000, 'taken') - 0.125 ** 2) < 1e-9, 'watched 15 s, not the last ms');
+    assert.equal(w.driftRelVar(30_000, 'taken'), 0, 'a steady cycle watched 30 s has no drift left');
+    // A cycle that rises second after second is drift, seen across seconds.
+    for (let t = 30_000; t <= 45_000; t += 5) {
+      w.driftRelVar(t, 'taken');
+      w.record(t, { cycleMs: 1000 * 1.05 ** ((t - 30_000) / 1000), cycleRelVar: 0.001 });
+    }
+    assert.ok(w.driftRelVar(45_000, 'taken') > 0.02);
+    // Another record is another measure: watched afresh.
+    assert.ok(Math.abs(w.driftRelVar(45_001, 'started') - 0.25 ** 2) < 1e-6);
+    // And so is a cycle nobody asked about for the drift window (between rushes).
+    const idle = new CycleWatch();
+    idle.driftRelVar(0, 'taken');
+    idle.record(0, { cycleMs: 1000, cycleRelVar: 0.001 });
+    assert.ok(Math.abs(idle.driftRelVar(100_000, 'taken') - 0.25 ** 2) < 1e-9);
   });
 
   it('widens the range by the drift, and leaves the median alone', () => {
