@@ -19,7 +19,7 @@
  * ends at a random point of the last fifth of the wait it was given (RFC 7240 lets a server
  * answer sooner).
  */
-export const HOLD_SPREAD = 0.2;
+const HOLD_SPREAD = 0.2;
 
 /** The wait a hold of `waitMs` really gets, for `random` uniform in [0, 1). Pure. */
 export function spreadHold(waitMs: number, random: number): number {

@@ -79,19 +79,22 @@ export interface LineDecision {
 }
 
 /** The most of the line's front one decision reads, however many waiters it must skip. */
-export const MAX_FRONT_WINDOW = 4096;
+const MAX_FRONT_WINDOW = 4096;
 
 /**
  * How much of the line's front a decision reads first: holds go to the earliest waiters, at most
  * one per free slot, skipping passed-over and overdue waiters and waiters for items no free
- * server holds. A few times the free slots covers those, and a floor lets holds that must end be
+ * server holds, and waiters whose admission is under way (`admitting`: they hold no free slot,
+ * yet stand in the front until their notice is answered, and in a wave of freeings they can be
+ * most of it). A few times the free slots covers those, and a floor lets holds that must end be
  * seen. When it does not (the read came back full and a slot was left over), the caller reads
- * again, four times as far up to `MAX_WIDER_FRONT_WINDOW` (`widerFrontWindow`): in a 10,000-buyer rehearsal the first 40 waiters were
- * all overdue (the reception, loaded, had not yet read their retries), and the slots they left
- * went to whoever asked next from beyond them, ahead of 150 waiters held open in between.
+ * again, four times as far up to `MAX_WIDER_FRONT_WINDOW` (`widerFrontWindow`): in a
+ * 10,000-buyer rehearsal the first 40 waiters were all overdue (the reception, loaded, had not
+ * yet read their retries), and the slots they left went to whoever asked next from beyond them,
+ * ahead of 150 waiters held open in between.
  */
-export function frontWindow(totalFreeSlots: number): number {
-  return Math.min(MAX_FRONT_WINDOW, Math.max(32, 4 * totalFreeSlots + 32));
+export function frontWindow(totalFreeSlots: number, admitting = 0): number {
+  return Math.min(MAX_FRONT_WINDOW, Math.max(32, 4 * totalFreeSlots + 32) + Math.max(0, admitting));
 }
 
 /**

@@ -18,7 +18,6 @@ import {
   isPassedOver,
   type LineDecision,
   type LineRules,
-  MAX_FRONT_WINDOW,
   widerFrontWindow,
 } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
@@ -225,9 +224,7 @@ export function buildWaitingLine(deps: {
     const free = monitor.freeSlots();
     let totalFree = 0;
     for (const n of free.values()) totalFree += n;
-    // Waiters being admitted hold no free slot, yet stand in the front until their notice is
-    // answered: in a wave of freeings they can be most of it, so the read reaches past them.
-    let window: number | undefined = Math.min(MAX_FRONT_WINDOW, frontWindow(totalFree) + beingAdmitted.size);
+    let window: number | undefined = frontWindow(totalFree, beingAdmitted.size);
     const [length, first] = await Promise.all([store.lineLength(), store.lineFront(window)]);
     let read = first;
     let decision: LineDecision;

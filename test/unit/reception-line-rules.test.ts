@@ -251,6 +251,8 @@ describe('waiting line rules, reading only the front', () => {
     const reads: number[] = [];
     for (let w: number | undefined = frontWindow(1); w !== undefined; w = widerFrontWindow(w)) reads.push(w);
     assert.deepEqual(reads, [36, 144, 576, 1024]);
+    assert.equal(frontWindow(1, 10), 46, 'the first read reaches past the admissions under way');
+    assert.equal(frontWindow(2000, 500), 4096, 'and stays bounded');
     assert.equal(
       widerFrontWindow(frontWindow(400)),
       undefined,
