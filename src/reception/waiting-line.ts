@@ -271,6 +271,13 @@ export function buildWaitingLine(deps: {
     return Math.min(MAX_COLD_START_MS, Math.max(MIN_COLD_START_MS, (size * active * 1000) / bytesPerSecond));
   }
 
+  /** How long each busy slot of these servers has been held so far (its ticket's age), ms. */
+  function heldSoFar(servers: readonly string[], now: number): number[] {
+    return ledger
+      .inFlight(servers, now, 'taken')
+      .flatMap((f) => (f.elapsedMs === undefined ? [] : [f.elapsedMs]));
+  }
+
   function quote(item: string, decision: LineDecision, now: number): WaitQuote {
     const holders = monitor.usableHolders(item);
     const known = holders.length > 0 ? holders : monitor.upHolders(item);
@@ -333,6 +340,9 @@ export function buildWaitingLine(deps: {
           coldStartServiceMs: coldStartMs(item, known),
           // The drift seen, or, while the cycle has been watched only briefly, what a rush does.
           cycleDriftRelVar: watch.driftRelVar(now, since),
+          // Until a round of slots has turned over here (the first holds to end are the
+          // shortest), what the slots held now already show of the cycle.
+          ...(holds < capacity ? { heldSoFarMs: heldSoFar(known, now) } : {}),
         }),
       };
       watch.record(now, cached.model);

@@ -7,6 +7,7 @@ import {
   type EstimateInput,
   errorFactors,
   estimateWait,
+  firstHoldsFloorMs,
   meanServiceMs,
   nextRate,
   retryAfterSeconds,
@@ -49,6 +50,34 @@ describe('wait estimator', () => {
     const third = estimateWait({ ...base, slotsNeeded: 3 });
     assert.ok(third.seconds >= 10 && third.seconds <= 20, `${third.seconds}`);
     assert.equal(estimateWait({ ...base, capacity: 0 }).method, 'cold-start');
+  });
+
+  it('takes the cycle as at least as long as the first holds have already run', () => {
+    // A rush's first second: 150 slots, tickets ~1 s old, none ended; the servers' throughput
+    // says 470 ms a transfer. 700 waiters ahead need more than four rounds of those slots.
+    const first = {
+      ...base,
+      capacity: 150,
+      inFlight: Array.from({ length: 150 }, (_, i) => ({ elapsedMs: i < 99 ? undefined : 700 })),
+      coldStartServiceMs: 470,
+      slotsNeeded: 700,
+    };
+    const ages = Array.from({ length: 150 }, (_, i) => 900 + i);
+    const blind = estimateWait(first);
+    const floored = estimateWait({ ...first, heldSoFarMs: ages });
+    assert.equal(firstHoldsFloorMs(ages), 975);
+    // Without the floor: about 700 / 150 rounds of 470 ms; with it, of at least 975 ms.
+    assert.ok(blind.seconds <= 3, `${blind.seconds}`);
+    assert.ok(floored.seconds >= 4 && floored.cycleMs >= 975, `${floored.seconds} s, ${floored.cycleMs} ms`);
+    assert.ok(floored.highSeconds > floored.seconds);
+    // A floor under the cycle changes nothing; a couple of slots say nothing.
+    const young = estimateWait({ ...first, heldSoFarMs: ages.map((a) => a / 10) });
+    assert.deepEqual(young, blind);
+    assert.equal(firstHoldsFloorMs([5_000, 5_000]), 0);
+    assert.deepEqual(estimateWait({ ...first, heldSoFarMs: [5_000, 5_000] }), blind);
+    // Also over a record of transfer times that the sockets' buffering made short.
+    const recorded = { ...first, serviceTimesMs: [300, 350, 400, 450, 500] };
+    assert.ok(estimateWait({ ...recorded, heldSoFarMs: ages }).cycleMs >= 975);
   });
 
   it('uses the record of service times and the elapsed time of transfers in flight', () => {
