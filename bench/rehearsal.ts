@@ -18,6 +18,14 @@
  * each content server 15–35 %: about 2.7 cores wanted of 2. After the arrivals the reception
  * falls to 15–35 %, so the line moves faster (57–90 admissions a second during arrivals, 75–150
  * after), and estimates quoted during arrivals from the line's speed then come out long.
+ * Measured again 2026-12-04 (six runs, `--buyers` by arrival time): the line moved at about
+ * 60–80 a second while buyers arrived and 90–150 after, so mid-rush joiners waited 0.6–1.15
+ * times their estimate depending on the run (share admitted by it 60–89 %). The first seconds'
+ * joiners were quoted from a third to four times their wait: no hold had ended yet, and the
+ * servers' transfer times (buffered by the sockets) or a cold start were all there was. And the
+ * ~7,000 held retries, started together, expired within 15 s and came back together: admissions
+ * fell for a few seconds, and in a profiled run half the reception's CPU then went to GC
+ * (without the profiler, `--trace-gc` counted 5–7 %: a scavenge every 0.1–0.3 s, of 3–30 ms).
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
