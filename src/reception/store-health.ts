@@ -3,8 +3,11 @@
  * `store_unavailable` marks it away (`/healthz` turns 503, CONTRACT §3), the next call that
  * succeeds marks it back. Housekeeping calls the store every 250 ms, so a store that comes back is
  * noticed within that, with no restart and no traffic needed. A store with `probeWrite` (SQLite)
- * keeps reading while its writes fail, so there only a write probe (`check`, from housekeeping)
- * or a call of a kind that failed counts as back; anything else would flap `/healthz` to 200.
+ * keeps reading while its writes fail, so there only the write probe (`check`, from housekeeping,
+ * within 250 ms) counts as back. Not any call of a kind that had failed, as before: SQLite commits
+ * a turn's writes together, so a housekeeping call with nothing to write failed with the orders
+ * of its turn and then succeeded alone, and `/healthz` flapped to 200 while writes still failed
+ * (seen once in CI, `store-outage-sqlite.test.ts`).
  */
 import { isStoreUnavailable, type Store } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
@@ -28,18 +31,14 @@ export function watchStore(
   let since: number | undefined;
   let outages = 0;
   const probed = typeof inner.probeWrite === 'function';
-  /** Methods that failed in the current outage: one of them succeeding shows writes work. */
-  const failedNow = new Set<string>();
   const ok = (name: string) => {
     if (since === undefined) return;
-    if (probed && name !== 'probeWrite' && !failedNow.has(name)) return;
+    if (probed && name !== 'probeWrite') return;
     logger.info({ awayMs: clock.now() - since }, 'store reachable again; taking orders');
     since = undefined;
-    failedNow.clear();
   };
-  const failed = (name: string, err: unknown) => {
+  const failed = (err: unknown) => {
     if (!isStoreUnavailable(err)) return;
-    failedNow.add(name);
     if (since !== undefined) return;
     since = clock.now();
     outages += 1;
@@ -61,7 +60,7 @@ export function watchStore(
         ok(name);
         return result;
       } catch (err) {
-        failed(name, err);
+        failed(err);
         throw err;
       }
     };
