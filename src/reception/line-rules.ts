@@ -70,6 +70,8 @@ export interface LineDecision {
   requesterHeld: boolean;
   /** The requester's `seq` when it is in line (orders held-open requests). */
   requesterSeq?: number;
+  /** When the requester joined, when it is in line (its first hold is spread wider). */
+  requesterJoinedAt?: number;
   /**
    * Free slots that no waiter in the front took (before a requester from beyond the front took
    * one). When the front read was full, waiters beyond it may be due them first: the caller reads
@@ -156,11 +158,13 @@ export function decideLine(input: LineInput): LineDecision {
   let position = 0;
   let requesterSeen = false;
   let requesterSeq = input.requester?.entry.seq;
+  let requesterJoinedAt = input.requester?.entry.joinedAt;
   for (let i = 0; i < kept.length; i++) {
     const e = kept[i]!;
     if (e.token === request.token) {
       requesterSeen = true;
       requesterSeq = e.seq;
+      requesterJoinedAt = e.joinedAt;
       position = i + 1;
       // Seen now: a passed-over requester is back in its place, and needs no hold to be admitted.
       if (e.heldSince !== undefined) holdsToClear.push(e.token);
@@ -202,6 +206,7 @@ export function decideLine(input: LineInput): LineDecision {
     freeForItem,
     requesterHeld: admitted && requesterInLine,
     ...(requesterSeq !== undefined ? { requesterSeq } : {}),
+    ...(requesterJoinedAt !== undefined ? { requesterJoinedAt } : {}),
     leftOver,
   };
 }

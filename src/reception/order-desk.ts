@@ -18,7 +18,7 @@ import type { Logger } from '../util/log.js';
 import { type Allocation, allocate } from './allocator.js';
 import { clientKeyOf } from './client-key.js';
 import { ClientShares } from './client-limits.js';
-import { HeldOpen, spreadHold } from './held-open.js';
+import { FIRST_HOLD_WITHIN_MS, HeldOpen, spreadHold } from './held-open.js';
 import type { LineDecision } from './line-rules.js';
 import type { LoadMonitor } from './load-monitor.js';
 import type { Mailer } from './mailer.js';
@@ -61,6 +61,8 @@ export type OrderOutcome =
       heldMs?: number;
       /** The client's place (`seq`) when it is in line; orders held-open requests. */
       lineSeq?: number;
+      /** When the client joined the line, when it is in line (its first hold is spread wider). */
+      lineJoinedAt?: number;
     } & WaitQuote)
   | { kind: 'error'; code: ErrorCode; message?: string; retryAfterSeconds?: number };
 
@@ -133,7 +135,7 @@ export function buildOrderDesk(deps: {
   metrics: ReceptionMetrics;
   clock: Clock;
   logger: Logger;
-  /** Uniform in [0, 1): where in its last fifth a held request ends (`spreadHold`). */
+  /** Uniform in [0, 1): where in its wait a held request ends (`spreadHold`). */
   random: () => number;
 }): OrderDesk {
   const { config, store, monitor, ledger, issuer, dispatcher, line, tokens, mailer, metrics, clock, logger } =
@@ -312,6 +314,7 @@ export function buildOrderDesk(deps: {
         kind: 'busy',
         queueToken: inLine,
         ...(d.requesterSeq !== undefined ? { lineSeq: d.requesterSeq } : {}),
+        ...(d.requesterJoinedAt !== undefined ? { lineJoinedAt: d.requesterJoinedAt } : {}),
         ...quote,
       };
     }
@@ -464,13 +467,16 @@ export function buildOrderDesk(deps: {
     seq: number;
     group: string;
     waitMs: number;
+    /** When the waiter joined the line, if known: a hold soon after is its first. */
+    joinedAt?: number | undefined;
     signal: AbortSignal | undefined;
     first: Extract<OrderOutcome, { kind: 'busy' }>;
     tryOnce(last: boolean, reserved?: () => void): Promise<OrderOutcome>;
   }): Promise<OrderOutcome> | undefined {
     const { first } = spec;
     // Due back (written at arrival) at the end of the whole wait; answered a little before it.
-    const waitMs = spreadHold(spec.waitMs, deps.random());
+    const firstHold = spec.joinedAt !== undefined && clock.now() - spec.joinedAt < FIRST_HOLD_WITHIN_MS;
+    const waitMs = spreadHold(spec.waitMs, deps.random(), firstHold);
     const again = async (last: boolean, reserved?: () => void): Promise<OrderOutcome> => {
       try {
         return await spec.tryOnce(last, reserved);
@@ -511,6 +517,7 @@ export function buildOrderDesk(deps: {
       seq: first.lineSeq ?? Number.MAX_SAFE_INTEGER,
       group: req.item,
       waitMs,
+      joinedAt: first.lineJoinedAt,
       signal: req.signal,
       first,
       tryOnce: (last, reserved) => place(req, last ? 'last' : 'probe', reserved),

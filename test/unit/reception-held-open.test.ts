@@ -273,4 +273,16 @@ describe('held-open requests', () => {
     assert.equal(spreadHold(30_000, Number.NaN), 30_000, 'a broken random source holds the whole wait');
     assert.equal(spreadHold(1, 0.9), 1, 'never 0');
   });
+
+  it("spreads a waiter's first hold over most of its wait, from a quarter of it on", () => {
+    assert.equal(spreadHold(30_000, 0, true), 30_000);
+    assert.equal(spreadHold(30_000, 0.5, true), 18_750);
+    assert.equal(spreadHold(30_000, 0.999_999, true), 7_500);
+    const ends = Array.from({ length: 100 }, (_, i) => spreadHold(30_000, i / 100, true));
+    assert.ok(Math.max(...ends) - Math.min(...ends) > 22_000, "a launch's first holds end over 22 s");
+    assert.equal(spreadHold(30_000, Number.NaN, true), 30_000);
+    assert.equal(spreadHold(2_000, 0.999_999, true), 1_000, 'never under a second');
+    assert.equal(spreadHold(1_000, 0.999_999, true), 1_000);
+    assert.equal(spreadHold(400, 0.999_999, true), 400, 'a wait under a second is not lengthened');
+  });
 });

@@ -201,6 +201,21 @@ describe('waiting line rules, reading only the front', () => {
     assert.equal(d.admitted, false);
     assert.equal(d.position, 9000);
   });
+
+  it('says when the requester joined, in the front or beyond it (its first hold is spread wider)', () => {
+    const line = [entry('/x:a', 1, { joinedAt: 100 }), entry('/x:b', 2, { joinedAt: 700 })];
+    const inFront = decideLine(input({ line, request: { token: '/x:b', item: '/x' } }));
+    assert.equal(inFront.requesterJoinedAt, 700);
+    assert.equal(inFront.requesterSeq, 2);
+    const far = entry('/x:w9000', 9000, { joinedAt: 1500 });
+    const beyond = decideLine({
+      ...input({ line, request: { token: far.token, item: '/x' } }),
+      length: 10_000,
+      requester: { entry: far, position: 9000 },
+    });
+    assert.equal(beyond.requesterJoinedAt, 1500);
+    assert.equal(decideLine(input({ line, request: { item: '/x' } })).requesterJoinedAt, undefined);
+  });
   it('admits a requester beyond the front to a slot the front cannot use', () => {
     const far = entry('/y:w50', 50);
     const d = decideLine({
