@@ -71,8 +71,8 @@ export interface EstimateInput {
   cycleDriftRelVar?: number;
   /**
    * While this reception has recorded fewer holds than it has slots (the first seconds of a
-   * rush), how long each busy slot has been held so far, ms. Every one of those holds is at least that long,
-   * so the cycle is taken as at least their median (`firstHoldsFloorMs`).
+   * rush), how long each busy slot has been held so far, ms. Every one of those holds is at
+   * least that long, so the cycle is taken as at least their median (`firstHoldsFloorMs`).
    */
   heldSoFarMs?: readonly number[];
 }
@@ -497,13 +497,14 @@ const MIN_AGED_SLOTS = 3;
 
 /**
  * The shortest cycle the slots held now allow, ms: the median of how long they have been held so
- * far, or 0. In the first seconds of a rush few holds have ended, and the guesses at hand are short:
- * the content servers' throughput (which, while sockets buffer the item, counts a transfer done
- * long before its client has read it) or a handful of first holds to end, the shortest ones. In
- * a 10,000-buyer rehearsal (3 × 50 slots), 1.0 s in, the throughput said 470 ms while the 150
- * tickets, a second old, were still held — 99 of them not even used yet — and they went on to
- * be held 2.2 s; the waiters quoted then were told 1–3 s for waits of 3–8 s, and their ranges held
- * almost none of them. Pure.
+ * far, or 0. In the first seconds of a rush few holds have ended, and the guesses at hand are
+ * short: the content servers' throughput (which, while sockets buffer the item, counts a
+ * transfer done long before its client has read it) or a handful of first holds to end, the
+ * shortest ones. In a 10,000-buyer rehearsal (3 × 50 slots), 1.0 s in, the throughput said
+ * 470 ms while the 150 tickets, a second old, were still held — 99 of them not even used yet —
+ * and they went on to be held 2.2 s; the waiters quoted then were told 1–3 s for waits of
+ * 3–8 s, and their ranges held almost none of them. A lower bound only: tickets younger than the
+ * cycle assumed (the first second's) say nothing. Pure.
  */
 export function firstHoldsFloorMs(heldSoFarMs: readonly number[] | undefined): number {
   if (!heldSoFarMs) return 0;
