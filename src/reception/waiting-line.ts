@@ -271,13 +271,6 @@ export function buildWaitingLine(deps: {
     return Math.min(MAX_COLD_START_MS, Math.max(MIN_COLD_START_MS, (size * active * 1000) / bytesPerSecond));
   }
 
-  /** How long each busy slot of these servers has been held so far (its ticket's age), ms. */
-  function heldSoFar(servers: readonly string[], now: number): number[] {
-    return ledger
-      .inFlight(servers, now, 'taken')
-      .flatMap((f) => (f.elapsedMs === undefined ? [] : [f.elapsedMs]));
-  }
-
   function quote(item: string, decision: LineDecision, now: number): WaitQuote {
     const holders = monitor.usableHolders(item);
     const known = holders.length > 0 ? holders : monitor.upHolders(item);
@@ -323,12 +316,22 @@ export function buildWaitingLine(deps: {
           ? ledger.holdTimes(known)
           : known.flatMap((id) => monitor.server(id)?.report?.serviceTimesMs ?? []);
       const lineRate = rateOf(admissionRate);
+      const inFlight = ledger.inFlight(known, now, since);
+      // Until a round of slots has turned over here (the first holds to end are the shortest),
+      // what the slots held now already show of the cycle: their tickets' ages (the in-flight
+      // ages themselves once those count from issue).
+      const heldSoFarMs =
+        holds < capacity
+          ? (since === 'taken' ? inFlight : ledger.inFlight(known, now, 'taken')).flatMap((f) =>
+              f.elapsedMs === undefined ? [] : [f.elapsedMs],
+            )
+          : undefined;
       cached = {
         at: now,
         inputs,
         model: waitModel({
           capacity,
-          inFlight: ledger.inFlight(known, now, since),
+          inFlight,
           unknownInFlight: untracked,
           serviceTimesMs,
           completionsPerSecond: ledger.completionsPerSecond(),
@@ -340,9 +343,7 @@ export function buildWaitingLine(deps: {
           coldStartServiceMs: coldStartMs(item, known),
           // The drift seen, or, while the cycle has been watched only briefly, what a rush does.
           cycleDriftRelVar: watch.driftRelVar(now, since),
-          // Until a round of slots has turned over here (the first holds to end are the
-          // shortest), what the slots held now already show of the cycle.
-          ...(holds < capacity ? { heldSoFarMs: heldSoFar(known, now) } : {}),
+          ...(heldSoFarMs ? { heldSoFarMs } : {}),
         }),
       };
       watch.record(now, cached.model);
