@@ -27,7 +27,8 @@
  * fell for a few seconds, and in a profiled run half the reception's CPU then went to GC
  * (without the profiler, `--trace-gc` counted 5–7 %: a scavenge every 0.1–0.3 s, of 3–30 ms).
  * Since then a waiter's first hold ends anywhere from a quarter of its wait on (`spreadHold`),
- * and three runs showed no wave and 51–56 % admitted by the first estimate.
+ * and five runs showed no wave and 51–66 % admitted by the first estimate, but slot use while
+ * anyone waited of 92–95 % (94–97 % before).
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
